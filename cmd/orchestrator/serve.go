@@ -1,0 +1,50 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/creatorvault/orchestrator/internal/stack"
+)
+
+func (a *app) devCmd() *cobra.Command {
+	opts := stack.DefaultDevOptions()
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole system in one process on embedded defaults (what `make run` does)",
+		Long: `Runs PostgreSQL (DATABASE_URL, else the server on 127.0.0.1:5432, else a throwaway
+cluster under the data directory), an in-process S3 store, an embedded Temporal server with
+its Web UI, the workers and the API. State lives under the data directory and survives
+restarts. Ctrl-C stops everything.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return stack.RunDev(cmd.Context(), a.cfg, a.cfg.Logger(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.DataDir, "data-dir", opts.DataDir, "where dev state lives")
+	cmd.Flags().IntVar(&opts.TemporalPort, "temporal-port", opts.TemporalPort, "Temporal frontend port")
+	cmd.Flags().IntVar(&opts.UIPort, "ui-port", opts.UIPort, "Temporal Web UI port")
+	cmd.Flags().StringVar(&opts.S3Addr, "s3-addr", opts.S3Addr, "address of the in-process S3 store")
+	return cmd
+}
+
+func (a *app) apiCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "api",
+		Short: "Serve the HTTP API (production; configured from the environment)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return stack.RunAPI(cmd.Context(), a.cfg, a.cfg.Logger())
+		},
+	}
+}
+
+func (a *app) workerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run the Temporal workers (production; configured from the environment)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return stack.RunWorker(cmd.Context(), a.cfg, a.cfg.Logger())
+		},
+	}
+}

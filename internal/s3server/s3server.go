@@ -1,0 +1,73 @@
+// Package s3server runs an S3-compatible object store inside the process (gofakes3), backed by
+// files, for `orchestrator dev` and tests. Callers speak to it through the real aws-sdk-go-v2
+// client, with path-style addressing, region us-east-1 and static credentials.
+//
+// gofakes3 keeps multipart parts in memory and ignores x-amz-checksum-* headers: it suits
+// small objects. Streaming and checksum behaviour are tested against MinIO.
+package s3server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3afero"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/spf13/afero"
+)
+
+// Server is a running in-process S3 server.
+type Server struct {
+	http *http.Server
+	url  string
+	done chan error
+}
+
+// Start listens on addr ("127.0.0.1:0" for any free port) and serves buckets stored under
+// dir; an empty dir keeps everything in memory.
+func Start(addr, dir string) (*Server, error) {
+	var backend gofakes3.Backend
+	if dir == "" {
+		backend = s3mem.New()
+	} else {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("object store directory: %w", err)
+		}
+		b, err := s3afero.MultiBucket(afero.NewBasePathFs(afero.NewOsFs(), dir))
+		if err != nil {
+			return nil, fmt.Errorf("object store: %w", err)
+		}
+		backend = b
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("object store on %s: %w", addr, err)
+	}
+	faker := gofakes3.New(backend, gofakes3.WithoutVersioning(), gofakes3.WithTimeSkewLimit(0))
+	s := &Server{
+		http: &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 10 * time.Second},
+		url:  "http://" + l.Addr().String(),
+		done: make(chan error, 1),
+	}
+	go func() { s.done <- s.http.Serve(l) }()
+	return s, nil
+}
+
+// URL is the endpoint to give the S3 client (S3_ENDPOINT).
+func (s *Server) URL() string { return s.url }
+
+// Close stops the server, letting requests in flight finish for a few seconds.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	if serveErr := <-s.done; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return err
+}

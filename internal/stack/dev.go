@@ -1,0 +1,239 @@
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/creatorvault/orchestrator/db"
+	"github.com/creatorvault/orchestrator/internal/config"
+	"github.com/creatorvault/orchestrator/internal/devserver"
+	"github.com/creatorvault/orchestrator/internal/objstore"
+	"github.com/creatorvault/orchestrator/internal/pgcluster"
+	"github.com/creatorvault/orchestrator/internal/s3server"
+	"github.com/creatorvault/orchestrator/workers"
+)
+
+// DevOptions place the embedded parts of `orchestrator dev`.
+type DevOptions struct {
+	// DataDir keeps all state: Temporal's SQLite file, the object store, a throwaway
+	// PostgreSQL cluster, generated dev secrets.
+	DataDir string
+	// TemporalPort and UIPort are the Temporal frontend and Web UI ports.
+	TemporalPort int
+	UIPort       int
+	// S3Addr is where the in-process object store listens.
+	S3Addr string
+	// Out receives the banner with URLs and demo tokens.
+	Out io.Writer
+	// PGProbeAddr is the local server tried when DATABASE_URL is unset; default
+	// 127.0.0.1:5432.
+	PGProbeAddr string
+	// Ready, if set, is called once everything serves.
+	Ready func(DevInfo)
+}
+
+// DevInfo says where the running parts are.
+type DevInfo struct {
+	APIURL      string
+	UIURL       string
+	PGSource    pgcluster.Source
+	DatabaseURL string
+	// ClusterDir is the throwaway cluster's directory, when one runs.
+	ClusterDir string
+}
+
+// DefaultDevOptions are `make run`'s: state under ./.data, Temporal on 7233, its UI on 8233,
+// the object store on 9000.
+func DefaultDevOptions() DevOptions {
+	return DevOptions{DataDir: ".data", TemporalPort: 7233, UIPort: 8233, S3Addr: "127.0.0.1:9000", Out: os.Stdout}
+}
+
+// devDatabase is the database `orchestrator dev` uses on a server it found or started.
+const devDatabase = "orchestrator"
+
+// RunDev runs the whole system in this process until ctx ends: PostgreSQL (found or started),
+// the object store, the Temporal server and UI, the workers and the API. Parts the
+// environment configures (DATABASE_URL, S3_ENDPOINT, TEMPORAL_ADDRESS) are used instead of
+// embedded ones. Everything stops in reverse order; a throwaway PostgreSQL stops with it.
+func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts DevOptions) (err error) {
+	started := time.Now()
+	var stack cleanup
+	defer func() { err = errors.Join(err, stack.run(logger)) }()
+
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s: %w", opts.DataDir, err)
+	}
+	if len(cfg.Auth.JWTSecret) == 0 {
+		secret, err := devSecret(filepath.Join(opts.DataDir, "jwt-secret"))
+		if err != nil {
+			return err
+		}
+		cfg.Auth.JWTSecret = secret
+	}
+
+	// PostgreSQL: DATABASE_URL, else the local server, else a throwaway cluster.
+	pg, err := pgcluster.Resolve(ctx, pgcluster.ResolveOptions{
+		URL: cfg.DatabaseURL, ProbeAddr: opts.PGProbeAddr, ClusterDir: filepath.Join(opts.DataDir, "pg"), Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	stack.add("postgres", pg.Close)
+	if pg.Source != pgcluster.SourceURL {
+		if cfg.DatabaseURL, err = pg.EnsureDatabase(ctx, devDatabase); err != nil {
+			return err
+		}
+	}
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	stack.add("postgres pool", func() error { pool.Close(); return nil })
+	if err := db.MigrateUp(ctx, pool, nil); err != nil {
+		return err
+	}
+
+	// Object store: S3_ENDPOINT, else in-process.
+	s3opts := objstore.Options{}
+	if cfg.S3.Endpoint == "" {
+		store, err := s3server.Start(opts.S3Addr, filepath.Join(opts.DataDir, "s3"))
+		if err != nil {
+			return err
+		}
+		stack.add("object store", store.Close)
+		cfg.S3.Endpoint, cfg.S3.PathStyle, cfg.S3.Region = store.URL(), true, config.DefaultAWSRegion
+		s3opts.StaticCredentials = objstore.DevCredentials()
+	}
+	s3c, err := objstore.NewClient(ctx, cfg.S3, s3opts)
+	if err != nil {
+		return err
+	}
+	if err := objstore.EnsureBucket(ctx, s3c, cfg.S3.Bucket); err != nil {
+		return err
+	}
+
+	// Temporal: TEMPORAL_ADDRESS if set, else embedded with its Web UI.
+	uiURL := ""
+	if _, set := os.LookupEnv("TEMPORAL_ADDRESS"); !set {
+		ts, err := devserver.Start(ctx, devserver.Options{
+			DatabaseFile: filepath.Join(opts.DataDir, "temporal.db"),
+			LogFile:      filepath.Join(opts.DataDir, "temporal.log"),
+			FrontendPort: opts.TemporalPort,
+			UIPort:       opts.UIPort,
+			Namespaces:   []string{cfg.TemporalNamespace},
+		})
+		if err != nil {
+			return err
+		}
+		stack.add("temporal server", ts.Stop)
+		cfg.TemporalAddress, uiURL = ts.FrontendAddr(), ts.UIURL()
+	}
+	tc, err := DialTemporal(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	stack.add("temporal client", func() error { tc.Close(); return nil })
+	if err := workers.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
+		return err
+	}
+	if err := workers.ApplySchedules(ctx, tc, cfg); err != nil {
+		return err
+	}
+
+	l, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR: cannot listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return workers.Run(gctx, workerDeps(cfg, logger, tc, pool, s3c), cfg.TaskQueues) })
+	g.Go(func() error {
+		return serveListener(gctx, l, newAPIHandler(cfg, logger, pool, tc), logger)
+	})
+
+	apiURL := "http://" + l.Addr().String()
+	printBanner(opts.Out, pg.Source, apiURL, uiURL, cfg, time.Since(started))
+	if opts.Ready != nil {
+		opts.Ready(DevInfo{APIURL: apiURL, UIURL: uiURL, PGSource: pg.Source, DatabaseURL: cfg.DatabaseURL, ClusterDir: pg.ClusterDir()})
+	}
+	return g.Wait()
+}
+
+func printBanner(w io.Writer, pgSource pgcluster.Source, apiURL, uiURL string, cfg *config.Config, took time.Duration) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\norchestrator dev is up (%s)\n", took.Round(time.Millisecond))
+	fmt.Fprintf(&b, "  API          %s   (health %s/health, ready %s/ready, OpenAPI %s/openapi.json)\n", apiURL, apiURL, apiURL, apiURL)
+	if uiURL != "" {
+		fmt.Fprintf(&b, "  Temporal UI  %s\n", uiURL)
+	}
+	fmt.Fprintf(&b, "  Temporal     %s (namespace %s)\n", cfg.TemporalAddress, cfg.TemporalNamespace)
+	fmt.Fprintf(&b, "  PostgreSQL   %s (%s)\n", redactURL(cfg.DatabaseURL), pgSource)
+	fmt.Fprintf(&b, "  Object store %s (bucket %s)\n", cfg.S3.Endpoint, cfg.S3.Bucket)
+	fmt.Fprintf(&b, "Press Ctrl-C to stop.\n\n")
+	_, _ = io.WriteString(w, b.String())
+}
+
+// redactURL hides a connection string's password.
+func redactURL(u string) string {
+	at := strings.LastIndex(u, "@")
+	scheme := strings.Index(u, "://")
+	if at < 0 || scheme < 0 {
+		return u
+	}
+	cred := u[scheme+3 : at]
+	if user, _, ok := strings.Cut(cred, ":"); ok {
+		return u[:scheme+3] + user + ":***" + u[at:]
+	}
+	return u
+}
+
+// devSecret reads a generated secret from path, creating it (0600) on first use.
+func devSecret(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	secret := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("dev secret %s: %w", path, err)
+	}
+	return []byte(secret), nil
+}
+
+// cleanup runs stop functions in reverse order of registration.
+type cleanup []struct {
+	name string
+	fn   func() error
+}
+
+func (c *cleanup) add(name string, fn func() error) {
+	*c = append(*c, struct {
+		name string
+		fn   func() error
+	}{name, fn})
+}
+
+func (c cleanup) run(logger *slog.Logger) error {
+	var errs []error
+	for i := len(c) - 1; i >= 0; i-- {
+		if err := c[i].fn(); err != nil {
+			logger.Warn("stop "+c[i].name, "error", err)
+			errs = append(errs, fmt.Errorf("stop %s: %w", c[i].name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

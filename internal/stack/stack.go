@@ -1,0 +1,162 @@
+// Package stack assembles whole processes: `orchestrator api`, `orchestrator worker` (each
+// configured from the environment, for production) and `orchestrator dev` (everything in one
+// process on embedded defaults). Each builds its clients once and runs its servers under an
+// errgroup that stops them all when the context ends.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/creatorvault/orchestrator/api"
+	"github.com/creatorvault/orchestrator/db"
+	"github.com/creatorvault/orchestrator/internal/config"
+	"github.com/creatorvault/orchestrator/internal/objstore"
+	"github.com/creatorvault/orchestrator/workers"
+)
+
+// RunAPI serves the HTTP API until ctx ends. Temporal is dialled lazily: the API starts while
+// Temporal is down, and /ready says so.
+func RunAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	if err := cfg.RequireDatabase(); err != nil {
+		return err
+	}
+	if err := cfg.RequireJWTSecret(); err != nil {
+		return err
+	}
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer pool.Close()
+	tc, err := client.NewLazyClient(clientOptions(cfg, logger))
+	if err != nil {
+		return fmt.Errorf("TEMPORAL_ADDRESS: %w", err)
+	}
+	defer tc.Close()
+	return serveAPI(ctx, cfg, logger, pool, tc)
+}
+
+// RunWorker runs the Temporal workers until ctx ends. It fails at once when Temporal cannot
+// be reached, naming TEMPORAL_ADDRESS.
+func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	if err := cfg.RequireDatabase(); err != nil {
+		return err
+	}
+	tc, err := DialTemporal(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer pool.Close()
+	s3c, err := objstore.NewClient(ctx, cfg.S3, objstore.Options{})
+	if err != nil {
+		return err
+	}
+	if err := workers.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
+		logger.Warn("search attributes", "error", err)
+	}
+	if err := workers.ApplySchedules(ctx, tc, cfg); err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	if cfg.MetricsAddr != "" {
+		g.Go(func() error { return serveHTTP(ctx, cfg.MetricsAddr, opsHandler(), logger) })
+	}
+	g.Go(func() error {
+		return workers.Run(ctx, workerDeps(cfg, logger, tc, pool, s3c), cfg.TaskQueues)
+	})
+	return g.Wait()
+}
+
+// DialTemporal connects to TEMPORAL_ADDRESS and checks that the frontend answers.
+func DialTemporal(ctx context.Context, cfg *config.Config, logger *slog.Logger) (client.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tc, err := client.DialContext(ctx, clientOptions(cfg, logger))
+	if err != nil {
+		return nil, fmt.Errorf("TEMPORAL_ADDRESS: cannot reach Temporal at %s: %w", cfg.TemporalAddress, err)
+	}
+	return tc, nil
+}
+
+func clientOptions(cfg *config.Config, logger *slog.Logger) client.Options {
+	return client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+	}
+}
+
+func workerDeps(cfg *config.Config, logger *slog.Logger, tc client.Client, pool *pgxpool.Pool, s3c *s3.Client) workers.Deps {
+	return workers.Deps{Client: tc, Pool: pool, S3: s3c, Config: cfg, Logger: logger}
+}
+
+func serveAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger, pool *pgxpool.Pool, tc client.Client) error {
+	return serveHTTP(ctx, cfg.HTTPAddr, newAPIHandler(cfg, logger, pool, tc), logger)
+}
+
+func newAPIHandler(cfg *config.Config, logger *slog.Logger, pool *pgxpool.Pool, tc client.Client) http.Handler {
+	return api.NewRouter(api.Deps{Pool: pool, Temporal: tc, Config: cfg, Logger: logger})
+}
+
+// opsHandler serves a worker's /health and /metrics.
+func opsHandler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.GET("/health", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/metrics", gin.WrapH(promhttp.Handler()))
+	return r
+}
+
+// serveHTTP serves h on addr until ctx ends, then shuts down gracefully: no new connections,
+// requests in flight get up to 10 seconds.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR: cannot listen on %s: %w", addr, err)
+	}
+	return serveListener(ctx, l, h, logger)
+}
+
+func serveListener(ctx context.Context, l net.Listener, h http.Handler, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("HTTP shutdown", "addr", l.Addr().String(), "error", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+// Package workers is the composition root of the Temporal side: it builds each task queue's
+// worker with its workflows and activities, registers search attributes, and applies the
+// Temporal Schedules that start the periodic work.
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5/pgxpool"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/creatorvault/orchestrator/internal/config"
+	"github.com/creatorvault/orchestrator/workflows"
+)
+
+// Deps are built once per process and shared by every worker in it.
+type Deps struct {
+	Client client.Client
+	Pool   *pgxpool.Pool
+	S3     *s3.Client
+	Config *config.Config
+	Logger *slog.Logger
+}
+
+// queue builds one task queue's worker: it registers workflows and activities on w.
+type queue struct {
+	name     string
+	register func(w worker.Registry, d Deps) error
+}
+
+// queues lists every task queue this binary serves.
+func queues() []queue {
+	return []queue{}
+}
+
+// QueueNames lists the task queues, for TASK_QUEUES and documentation.
+func QueueNames() []string {
+	var names []string
+	for _, q := range queues() {
+		names = append(names, q.name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Run starts a worker per selected task queue (all when only is empty) and blocks until ctx
+// ends, then stops them, letting running activities finish their current attempt.
+func Run(ctx context.Context, d Deps, only []string) error {
+	var started []worker.Worker
+	defer func() {
+		for _, w := range started {
+			w.Stop()
+		}
+	}()
+	for _, q := range queues() {
+		if len(only) > 0 && !slices.Contains(only, q.name) {
+			continue
+		}
+		w := worker.New(d.Client, q.name, worker.Options{})
+		if err := q.register(w, d); err != nil {
+			return fmt.Errorf("task queue %s: %w", q.name, err)
+		}
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("task queue %s: %w", q.name, err)
+		}
+		started = append(started, w)
+		d.Logger.Info("worker started", "task_queue", q.name)
+	}
+	for _, name := range only {
+		if !slices.Contains(QueueNames(), name) {
+			return fmt.Errorf("TASK_QUEUES: unknown task queue %q (have %v)", name, QueueNames())
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// EnsureSearchAttributes registers the workflows' custom search attributes that the namespace
+// lacks. On a cluster where this process may not change the namespace, it reports which are
+// missing so an operator can add them.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	want := workflows.SearchAttributes()
+	if len(want) == 0 {
+		return nil
+	}
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes: %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range want {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: namespace, SearchAttributes: missing,
+	})
+	var exists *serviceerror.AlreadyExists
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("add search attributes %v (an operator can add them with `temporal operator search-attribute create`): %w", keys(missing), err)
+	}
+	return nil
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
