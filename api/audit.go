@@ -31,9 +31,3 @@ func (s *Server) audit(c *gin.Context, p *Principal, action, target, detail stri
 		s.logger.Error("access log write failed", "action", action, "error", err)
 	}
 }
-
-// auditAs logs an action by the authenticated caller.
-func (s *Server) auditAs(c *gin.Context, action, target string) {
-	p := principal(c)
-	s.audit(c, &p, action, target, "")
-}

@@ -34,7 +34,6 @@ func forbidden(c *gin.Context, message string)        { fail(c, http.StatusForbi
 func notFound(c *gin.Context, what string) {
 	fail(c, http.StatusNotFound, "not_found", what+" not found")
 }
-func conflict(c *gin.Context, code, message string) { fail(c, http.StatusConflict, code, message) }
 
 // internalError hides the cause from the client and logs it with the request.
 func (s *Server) internalError(c *gin.Context, err error) {

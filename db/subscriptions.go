@@ -96,7 +96,7 @@ func CreateSubscription(ctx context.Context, pool *pgxpool.Pool, in Subscription
 		}
 		_, err = tx.Exec(ctx, `
 			INSERT INTO subscriptions (id, fan_id, creator_id, tier_id, status, started_at, current_period_end, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, 'active', $5, $5 + make_interval(days => $6), $7, $7)`,
+			VALUES ($1, $2, $3, $4, 'active', $5::timestamptz, $5::timestamptz + make_interval(days => $6), $7, $7)`,
 			id, in.FanID, in.CreatorID, in.TierID, start, periodDays, now)
 		if pgCode(err) == codeUniqueViolation {
 			return conflict("subscription_exists", "the fan already has a subscription to this creator: renew or cancel it")

@@ -51,7 +51,7 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.AddCommand(
-		a.devCmd(), a.apiCmd(), a.workerCmd(), a.migrateCmd(), a.tokenCmd(),
+		a.devCmd(), a.apiCmd(), a.workerCmd(), a.migrateCmd(), a.tokenCmd(), a.demoCmd(), a.healthcheckCmd(),
 	)
 	return root
 }

@@ -90,3 +90,17 @@ func TestRequireHelpers(t *testing.T) {
 	require.ErrorContains(t, c.RequireDatabase(), "DATABASE_URL: not set")
 	require.ErrorContains(t, c.RequireJWTSecret(), "JWT_SECRET: not set")
 }
+
+// TestVariablesListIsComplete: Load reads exactly the documented variables.
+func TestVariablesListIsComplete(t *testing.T) {
+	t.Parallel()
+	read := map[string]bool{}
+	_, err := LoadFrom(func(k string) (string, bool) { read[k] = true; return "", false })
+	require.NoError(t, err)
+	documented := map[string]bool{}
+	for _, v := range Variables {
+		require.False(t, documented[v.Name], "%s listed twice", v.Name)
+		documented[v.Name] = true
+	}
+	require.Equal(t, documented, read)
+}

@@ -14,7 +14,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/creatorvault/orchestrator/api"
+	"github.com/creatorvault/orchestrator/demo"
 
 	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/internal/config"
@@ -37,6 +42,8 @@ type DevOptions struct {
 	S3Addr string
 	// Out receives the banner with URLs and demo tokens.
 	Out io.Writer
+	// Database is the database used on a server dev found or started; default orchestrator.
+	Database string
 	// PGProbeAddr is the local server tried when DATABASE_URL is unset; default
 	// 127.0.0.1:5432.
 	PGProbeAddr string
@@ -57,11 +64,8 @@ type DevInfo struct {
 // DefaultDevOptions are `make run`'s: state under ./.data, Temporal on 7233, its UI on 8233,
 // the object store on 9000.
 func DefaultDevOptions() DevOptions {
-	return DevOptions{DataDir: ".data", TemporalPort: 7233, UIPort: 8233, S3Addr: "127.0.0.1:9000", Out: os.Stdout}
+	return DevOptions{DataDir: ".data", TemporalPort: 7233, UIPort: 8233, S3Addr: "127.0.0.1:9000", Database: "orchestrator", Out: os.Stdout}
 }
-
-// devDatabase is the database `orchestrator dev` uses on a server it found or started.
-const devDatabase = "orchestrator"
 
 // RunDev runs the whole system in this process until ctx ends: PostgreSQL (found or started),
 // the object store, the Temporal server and UI, the workers and the API. Parts the
@@ -92,7 +96,10 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 	}
 	stack.add("postgres", pg.Close)
 	if pg.Source != pgcluster.SourceURL {
-		if cfg.DatabaseURL, err = pg.EnsureDatabase(ctx, devDatabase); err != nil {
+		if opts.Database == "" {
+			opts.Database = "orchestrator"
+		}
+		if cfg.DatabaseURL, err = pg.EnsureDatabase(ctx, opts.Database); err != nil {
 			return err
 		}
 	}
@@ -102,6 +109,10 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 	}
 	stack.add("postgres pool", func() error { pool.Close(); return nil })
 	if err := db.MigrateUp(ctx, pool, nil); err != nil {
+		return err
+	}
+	dataset, err := SeedDemoOnce(ctx, pool, time.Now())
+	if err != nil {
 		return err
 	}
 
@@ -163,7 +174,12 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 	})
 
 	apiURL := "http://" + l.Addr().String()
+	envFile := filepath.Join(opts.DataDir, "demo.env")
+	if err := WriteDemoEnv(envFile, dataset, cfg.Auth.JWTSecret); err != nil {
+		return err
+	}
 	printBanner(opts.Out, pg.Source, apiURL, uiURL, cfg, time.Since(started))
+	dataset.WriteTour(opts.Out, apiURL, envFile)
 	if opts.Ready != nil {
 		opts.Ready(DevInfo{APIURL: apiURL, UIURL: uiURL, PGSource: pg.Source, DatabaseURL: cfg.DatabaseURL, ClusterDir: pg.ClusterDir()})
 	}
@@ -196,6 +212,38 @@ func redactURL(u string) string {
 		return u[:scheme+3] + user + ":***" + u[at:]
 	}
 	return u
+}
+
+// SeedDemoOnce seeds the demo dataset on a database that does not have it yet, and returns
+// the dataset that is there.
+func SeedDemoOnce(ctx context.Context, pool *pgxpool.Pool, now time.Time) (*demo.Dataset, error) {
+	seeded, err := demo.Seeded(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	if !seeded {
+		return demo.Seed(ctx, pool, now)
+	}
+	anchor, err := demo.Anchor(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	return demo.Plan(anchor), nil
+}
+
+// WriteDemoEnv writes the tour's tokens as shell exports to path (0600: they are
+// credentials).
+func WriteDemoEnv(path string, d *demo.Dataset, secret []byte) error {
+	env, err := d.Env(func(id uuid.UUID, role string) (string, error) {
+		return api.IssueToken(secret, id, api.Role(role), 30*24*time.Hour, time.Now())
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(env), 0o600); err != nil {
+		return fmt.Errorf("demo tokens: %w", err)
+	}
+	return nil
 }
 
 // devSecret reads a generated secret from path, creating it (0600) on first use.

@@ -1,0 +1,16 @@
+# The orchestrator binary: one image for the api, worker and migrate services.
+FROM golang:1.26.8-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/orchestrator ./cmd/orchestrator
+
+FROM debian:bookworm-slim
+# pg_dump and pg_restore of the server's major version (PostgreSQL 15) for backups and drills.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client-15 ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/orchestrator /orchestrator
+USER 65532:65532
+ENTRYPOINT ["/orchestrator"]

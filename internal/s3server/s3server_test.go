@@ -1,0 +1,45 @@
+package s3server_test
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creatorvault/orchestrator/internal/config"
+	"github.com/creatorvault/orchestrator/internal/objstore"
+	"github.com/creatorvault/orchestrator/internal/s3server"
+)
+
+// TestFileBackedStoreThroughTheRealClient: objects written through aws-sdk-go-v2 are kept in
+// files and survive a restart of the server.
+func TestFileBackedStoreThroughTheRealClient(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	put := func(srv *s3server.Server) *s3.Client {
+		c, err := objstore.NewClient(ctx, config.S3{Endpoint: srv.URL(), Region: "us-east-1", PathStyle: true}, objstore.Options{StaticCredentials: objstore.DevCredentials()})
+		require.NoError(t, err)
+		return c
+	}
+	srv, err := s3server.Start("127.0.0.1:0", dir)
+	require.NoError(t, err)
+	c := put(srv)
+	require.NoError(t, objstore.EnsureBucket(ctx, c, "bkt"))
+	require.NoError(t, objstore.EnsureBucket(ctx, c, "bkt"), "ensuring twice is fine")
+	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("bkt"), Key: aws.String("k/1"), Body: strings.NewReader("hello")})
+	require.NoError(t, err)
+	require.NoError(t, srv.Close())
+
+	srv, err = s3server.Start("127.0.0.1:0", dir)
+	require.NoError(t, err)
+	defer srv.Close()
+	c = put(srv)
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bkt"), Key: aws.String("k/1")})
+	require.NoError(t, err)
+	b, _ := io.ReadAll(out.Body)
+	require.Equal(t, "hello", string(b))
+}
