@@ -138,3 +138,35 @@ func TestIssueTokenRefusesBadInput(t *testing.T) {
 	_, err = IssueToken(testSecret, uuid.New(), Role("root"), time.Hour, time.Now())
 	require.Error(t, err)
 }
+
+// TestOpenAPIRefsResolve: every $ref in the merged document points at a defined component.
+func TestOpenAPIRefsResolve(t *testing.T) {
+	doc, err := OpenAPIDocument()
+	require.NoError(t, err)
+	var root map[string]any
+	require.NoError(t, json.Unmarshal(doc, &root))
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if ref, ok := x["$ref"].(string); ok {
+				parts := strings.Split(strings.TrimPrefix(ref, "#/"), "/")
+				var cur any = root
+				for _, p := range parts {
+					m, ok := cur.(map[string]any)
+					require.True(t, ok, "bad $ref %s", ref)
+					cur, ok = m[p]
+					require.True(t, ok, "dangling $ref %s", ref)
+				}
+			}
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(root)
+}

@@ -57,8 +57,14 @@ func NewRouter(d Deps) *gin.Engine {
 	r.GET("/metrics", gin.WrapH(metricsHandler()))
 	r.GET("/openapi.json", serveOpenAPI)
 
+	s.registerRealtime(r)
 	v1 := r.Group("/api/v1", s.authenticate)
 	s.registerAccounts(v1)
+	s.registerTreasury(v1)
+	s.registerOps(v1)
+	s.registerAnalytics(v1)
+	s.registerComments(v1)
+	s.registerMessages(v1)
 	return r
 }
 

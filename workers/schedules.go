@@ -25,10 +25,12 @@ type schedule struct {
 	note       string
 }
 
-// schedules lists the periodic work, from configuration.
+// schedules lists the periodic work, from configuration, domain by domain.
 func schedules(cfg *config.Config) []schedule {
-	_ = cfg
-	return []schedule{}
+	var all []schedule
+	all = append(all, backupSchedules(cfg)...)
+	all = append(all, forecastSchedules(cfg)...)
+	return all
 }
 
 // ApplySchedules creates each schedule, or updates its spec and action when they changed.

@@ -32,15 +32,23 @@ type Deps struct {
 	Logger *slog.Logger
 }
 
-// queue builds one task queue's worker: it registers workflows and activities on w.
+// queue builds one task queue's worker.
 type queue struct {
-	name     string
-	register func(w worker.Registry, d Deps) error
+	name string
+	// options tune the queue's worker (concurrency, heartbeat throttling); zero is the default.
+	options worker.Options
+	// register adds the queue's workflows and activities to w. A non-nil cleanup runs after
+	// the worker has stopped (to close a pool the activities own, say).
+	register func(ctx context.Context, w worker.Registry, d Deps) (cleanup func(), err error)
 }
 
-// queues lists every task queue this binary serves.
+// queues lists every task queue this binary serves, domain by domain.
 func queues() []queue {
-	return []queue{}
+	var all []queue
+	all = append(all, treasuryQueues()...)
+	all = append(all, backupQueues()...)
+	all = append(all, forecastQueues()...)
+	return all
 }
 
 // QueueNames lists the task queues, for TASK_QUEUES and documentation.
@@ -56,18 +64,31 @@ func QueueNames() []string {
 // Run starts a worker per selected task queue (all when only is empty) and blocks until ctx
 // ends, then stops them, letting running activities finish their current attempt.
 func Run(ctx context.Context, d Deps, only []string) error {
+	for _, name := range only {
+		if !slices.Contains(QueueNames(), name) {
+			return fmt.Errorf("TASK_QUEUES: unknown task queue %q (have %v)", name, QueueNames())
+		}
+	}
 	var started []worker.Worker
+	var cleanups []func()
 	defer func() {
 		for _, w := range started {
 			w.Stop()
+		}
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
 		}
 	}()
 	for _, q := range queues() {
 		if len(only) > 0 && !slices.Contains(only, q.name) {
 			continue
 		}
-		w := worker.New(d.Client, q.name, worker.Options{})
-		if err := q.register(w, d); err != nil {
+		w := worker.New(d.Client, q.name, q.options)
+		cleanup, err := q.register(ctx, w, d)
+		if cleanup != nil {
+			cleanups = append(cleanups, cleanup)
+		}
+		if err != nil {
 			return fmt.Errorf("task queue %s: %w", q.name, err)
 		}
 		if err := w.Start(); err != nil {
@@ -75,11 +96,6 @@ func Run(ctx context.Context, d Deps, only []string) error {
 		}
 		started = append(started, w)
 		d.Logger.Info("worker started", "task_queue", q.name)
-	}
-	for _, name := range only {
-		if !slices.Contains(QueueNames(), name) {
-			return fmt.Errorf("TASK_QUEUES: unknown task queue %q (have %v)", name, QueueNames())
-		}
 	}
 	<-ctx.Done()
 	return nil

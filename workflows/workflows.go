@@ -12,5 +12,13 @@ import (
 // Workers register any that are missing at start, so the Temporal UI can filter on them.
 // SQLite visibility (the dev server) has 3 Int and 10 Keyword slots: spend them with care.
 func SearchAttributes() map[string]enumspb.IndexedValueType {
-	return map[string]enumspb.IndexedValueType{}
+	all := map[string]enumspb.IndexedValueType{}
+	for _, m := range []map[string]enumspb.IndexedValueType{
+		bailoutSearchAttributes, backupSearchAttributes, drillSearchAttributes, forecastSearchAttributes,
+	} {
+		for k, v := range m {
+			all[k] = v
+		}
+	}
+	return all
 }

@@ -53,5 +53,8 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		a.devCmd(), a.apiCmd(), a.workerCmd(), a.migrateCmd(), a.tokenCmd(), a.demoCmd(), a.healthcheckCmd(),
 	)
+	root.AddCommand(a.treasuryCommands()...)
+	root.AddCommand(a.backupCommands()...)
+	root.AddCommand(a.forecastCommands()...)
 	return root
 }

@@ -21,9 +21,10 @@ restarts. Ctrl-C stops everything.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.DataDir, "data-dir", opts.DataDir, "where dev state lives")
-	cmd.Flags().IntVar(&opts.TemporalPort, "temporal-port", opts.TemporalPort, "Temporal frontend port")
-	cmd.Flags().IntVar(&opts.UIPort, "ui-port", opts.UIPort, "Temporal Web UI port")
+	cmd.Flags().IntVar(&opts.TemporalPort, "temporal-port", opts.TemporalPort, "Temporal frontend port (0: any free port)")
+	cmd.Flags().IntVar(&opts.UIPort, "ui-port", opts.UIPort, "Temporal Web UI port (0: no UI)")
 	cmd.Flags().StringVar(&opts.S3Addr, "s3-addr", opts.S3Addr, "address of the in-process S3 store")
+	cmd.Flags().StringVar(&opts.Database, "database", opts.Database, "database to use on a server dev found or started")
 	return cmd
 }
 

@@ -135,6 +135,16 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 		return err
 	}
 
+	// Each domain's dev defaults (local Horizon, demo keys, demo backup identity).
+	var banner []string
+	for _, setup := range []devSetup{devTreasury, devBackup} {
+		lines, err := setup(ctx, cfg, opts.DataDir, &stack)
+		if err != nil {
+			return err
+		}
+		banner = append(banner, lines...)
+	}
+
 	// Temporal: TEMPORAL_ADDRESS if set, else embedded with its Web UI.
 	uiURL := ""
 	if _, set := os.LookupEnv("TEMPORAL_ADDRESS"); !set {
@@ -178,7 +188,7 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 	if err := WriteDemoEnv(envFile, dataset, cfg.Auth.JWTSecret); err != nil {
 		return err
 	}
-	printBanner(opts.Out, pg.Source, apiURL, uiURL, cfg, time.Since(started))
+	printBanner(opts.Out, pg.Source, apiURL, uiURL, cfg, banner, time.Since(started))
 	dataset.WriteTour(opts.Out, apiURL, envFile)
 	if opts.Ready != nil {
 		opts.Ready(DevInfo{APIURL: apiURL, UIURL: uiURL, PGSource: pg.Source, DatabaseURL: cfg.DatabaseURL, ClusterDir: pg.ClusterDir()})
@@ -186,7 +196,7 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 	return g.Wait()
 }
 
-func printBanner(w io.Writer, pgSource pgcluster.Source, apiURL, uiURL string, cfg *config.Config, took time.Duration) {
+func printBanner(w io.Writer, pgSource pgcluster.Source, apiURL, uiURL string, cfg *config.Config, extra []string, took time.Duration) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\norchestrator dev is up (%s)\n", took.Round(time.Millisecond))
 	fmt.Fprintf(&b, "  API          %s   (health %s/health, ready %s/ready, OpenAPI %s/openapi.json)\n", apiURL, apiURL, apiURL, apiURL)
@@ -196,6 +206,9 @@ func printBanner(w io.Writer, pgSource pgcluster.Source, apiURL, uiURL string, c
 	fmt.Fprintf(&b, "  Temporal     %s (namespace %s)\n", cfg.TemporalAddress, cfg.TemporalNamespace)
 	fmt.Fprintf(&b, "  PostgreSQL   %s (%s)\n", redactURL(cfg.DatabaseURL), pgSource)
 	fmt.Fprintf(&b, "  Object store %s (bucket %s)\n", cfg.S3.Endpoint, cfg.S3.Bucket)
+	for _, line := range extra {
+		fmt.Fprintf(&b, "  %s\n", line)
+	}
 	fmt.Fprintf(&b, "Press Ctrl-C to stop.\n\n")
 	_, _ = io.WriteString(w, b.String())
 }
@@ -261,6 +274,10 @@ func devSecret(path string) ([]byte, error) {
 	}
 	return []byte(secret), nil
 }
+
+// devSetup fills in one domain's dev defaults in cfg (keys, endpoints) from state under
+// dataDir, registering what it starts on stack. It returns lines for the banner.
+type devSetup func(ctx context.Context, cfg *config.Config, dataDir string, stack *cleanup) ([]string, error)
 
 // cleanup runs stop functions in reverse order of registration.
 type cleanup []struct {
