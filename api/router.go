@@ -46,7 +46,11 @@ func NewRouter(d Deps) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(recoverJSON(s.logger), observe())
+	if err := r.SetTrustedProxies(d.Config.TrustedProxies); err != nil {
+		s.logger.Warn("TRUSTED_PROXIES: ignored", "error", err)
+		_ = r.SetTrustedProxies(nil)
+	}
+	r.Use(recoverJSON(s.logger), observe(), accessLog(s.logger))
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such endpoint") })
 	r.NoMethod(func(c *gin.Context) {
 		fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint does not take "+c.Request.Method)
