@@ -1,6 +1,289 @@
 package api
 
-import "github.com/gin-gonic/gin"
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
 
-// registerComments adds the endpoints of subscriber-only threaded comments.
-func (s *Server) registerComments(g *gin.RouterGroup) { _ = g }
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/creatorvault/orchestrator/db"
+)
+
+// commentLimit is how many comments one user may post: 100 a minute, counted in PostgreSQL
+// so that it holds across API instances.
+var commentLimit = db.Limit{Max: 100, Window: time.Minute}
+
+// registerComments adds the endpoints of subscriber-only threaded comments. A page's
+// comments are read by its creator, its fans with an active subscription and admins; they
+// are written and liked by its creator and its active subscribers.
+func (s *Server) registerComments(g *gin.RouterGroup) {
+	g.POST("/comments", s.createComment)
+	g.GET("/comments/:creator_id", s.listComments)
+	g.PUT("/comments/:comment_id", s.editComment)
+	g.DELETE("/comments/:comment_id", s.deleteComment)
+	g.POST("/comments/:comment_id/like", s.likeComment)
+	g.DELETE("/comments/:comment_id/like", s.unlikeComment)
+}
+
+func viewer(p Principal) db.Viewer {
+	return db.Viewer{UserID: p.UserID, Admin: p.Role == RoleAdmin}
+}
+
+type commentJSON struct {
+	ID         uuid.UUID  `json:"id"`
+	CreatorID  uuid.UUID  `json:"creator_id"`
+	AuthorID   uuid.UUID  `json:"author_id"`
+	AuthorName string     `json:"author_name"`
+	ParentID   *uuid.UUID `json:"parent_id"`
+	Depth      int        `json:"depth"`
+	// Content is null for a deleted comment.
+	Content   *string       `json:"content"`
+	Deleted   bool          `json:"deleted"`
+	CreatedAt time.Time     `json:"created_at"`
+	EditedAt  *time.Time    `json:"edited_at"`
+	DeletedAt *time.Time    `json:"deleted_at"`
+	LikeCount int           `json:"like_count"`
+	LikedByMe bool          `json:"liked_by_me"`
+	Replies   []commentJSON `json:"replies"`
+}
+
+func toCommentJSON(c db.Comment) commentJSON {
+	out := commentJSON{ID: c.ID, CreatorID: c.CreatorID, AuthorID: c.AuthorID, AuthorName: c.AuthorName,
+		ParentID: c.ParentID, Depth: c.Depth, Deleted: c.DeletedAt != nil, CreatedAt: utc(c.CreatedAt),
+		EditedAt: utcPtr(c.EditedAt), DeletedAt: utcPtr(c.DeletedAt), LikeCount: c.LikeCount, LikedByMe: c.LikedByMe,
+		Replies: make([]commentJSON, len(c.Replies))}
+	if c.DeletedAt == nil {
+		content := c.Content
+		out.Content = &content
+	}
+	for i, r := range c.Replies {
+		out.Replies[i] = toCommentJSON(r)
+	}
+	return out
+}
+
+// CreateCommentRequest is the body of POST /api/v1/comments. Content stays raw JSON until
+// checked, so that invalid UTF-8 is refused rather than silently replaced.
+type CreateCommentRequest struct {
+	CreatorID string          `json:"creator_id"`
+	Content   json.RawMessage `json:"content"`
+	ParentID  *string         `json:"parent_id"`
+}
+
+// EditCommentRequest is the body of PUT /api/v1/comments/{comment_id}.
+type EditCommentRequest struct {
+	Content json.RawMessage `json:"content"`
+}
+
+// ParseCommentContent checks a comment's content as sent: a JSON string of valid UTF-8 (no
+// invalid bytes, no unpaired surrogate escapes, no NUL), 1 to 10,000 characters, not only
+// white space. It returns the content or a *DecodeError for a 400.
+func ParseCommentContent(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", &DecodeError{Code: "missing_field", Message: "content is required"}
+	}
+	if raw[0] != '"' {
+		return "", &DecodeError{Code: "wrong_type", Message: "field content must be a JSON string"}
+	}
+	if !utf8.Valid(raw) || !surrogatesPaired(raw) {
+		return "", &DecodeError{Code: "invalid_utf8", Message: "content must be valid UTF-8"}
+	}
+	var content string
+	if err := json.Unmarshal(raw, &content); err != nil {
+		return "", &DecodeError{Code: "invalid_json", Message: "content is not a valid JSON string"}
+	}
+	switch n := utf8.RuneCountInString(content); {
+	case n == 0 || strings.TrimSpace(content) == "":
+		return "", &DecodeError{Code: "invalid_content", Message: "content must not be empty"}
+	case n > db.MaxCommentChars:
+		return "", &DecodeError{Code: "invalid_content", Message: "content must be at most 10000 characters"}
+	case strings.ContainsRune(content, 0):
+		return "", &DecodeError{Code: "invalid_content", Message: "content must not contain NUL characters"}
+	}
+	return content, nil
+}
+
+// surrogatesPaired reports whether every \u escape of a UTF-16 surrogate in the JSON string
+// lit is a high surrogate directly followed by a low one (anything else decodes to U+FFFD).
+func surrogatesPaired(lit []byte) bool {
+	hex4 := func(b []byte) (rune, bool) {
+		if len(b) < 4 {
+			return 0, false
+		}
+		var r rune
+		for _, c := range b[:4] {
+			switch {
+			case c >= '0' && c <= '9':
+				r = r<<4 | rune(c-'0')
+			case c >= 'a' && c <= 'f':
+				r = r<<4 | rune(c-'a'+10)
+			case c >= 'A' && c <= 'F':
+				r = r<<4 | rune(c-'A'+10)
+			default:
+				return 0, false
+			}
+		}
+		return r, true
+	}
+	for i := 0; i < len(lit); i++ {
+		if lit[i] != '\\' || i+1 >= len(lit) {
+			continue
+		}
+		if lit[i+1] != 'u' {
+			i++ // a two-character escape such as \\ or \"
+			continue
+		}
+		r, ok := hex4(lit[i+2:])
+		if !ok {
+			return false
+		}
+		i += 5
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return false
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+6 >= len(lit) || lit[i+1] != '\\' || lit[i+2] != 'u' {
+				return false
+			}
+			lo, ok := hex4(lit[i+3:])
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 6
+		}
+	}
+	return true
+}
+
+func commentContent(c *gin.Context, raw json.RawMessage) (string, bool) {
+	content, err := ParseCommentContent(raw)
+	if err != nil {
+		de := err.(*DecodeError)
+		badRequest(c, de.Code, de.Message)
+		return "", false
+	}
+	return content, true
+}
+
+func (s *Server) createComment(c *gin.Context) {
+	p := principal(c)
+	var req CreateCommentRequest
+	if !decodeJSON(c, &req) {
+		return
+	}
+	creator, ok := fieldUUID(c, "creator_id", req.CreatorID)
+	if !ok {
+		return
+	}
+	parent, ok := optionalUUID(c, "parent_id", req.ParentID)
+	if !ok {
+		return
+	}
+	content, ok := commentContent(c, req.Content)
+	if !ok {
+		return
+	}
+	if !s.allow(c, "comments:"+p.UserID.String(), commentLimit, "comments") {
+		return
+	}
+	cm, err := db.CreateComment(c, s.pool, db.CommentInput{CreatorID: creator, AuthorID: p.UserID, ParentID: parent, Content: content}, s.now())
+	if err != nil {
+		s.respondErr(c, err)
+		return
+	}
+	s.audit(c, &p, "comment.create", cm.ID.String(), "creator "+creator.String())
+	c.JSON(http.StatusCreated, toCommentJSON(cm))
+}
+
+func (s *Server) listComments(c *gin.Context) {
+	p := principal(c)
+	creator, ok := pathUUID(c, "creator_id")
+	if !ok {
+		return
+	}
+	page, ok := pageParams(c)
+	if !ok {
+		return
+	}
+	if err := db.CheckCommentReader(c, s.pool, viewer(p), creator, s.now()); err != nil {
+		s.respondErr(c, err)
+		return
+	}
+	threads, next, err := db.ListCommentThreads(c, s.pool, creator, p.UserID, page)
+	if err != nil {
+		s.internalError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, mapList(threads, next, toCommentJSON))
+}
+
+func (s *Server) editComment(c *gin.Context) {
+	p := principal(c)
+	id, ok := pathUUID(c, "comment_id")
+	if !ok {
+		return
+	}
+	var req EditCommentRequest
+	if !decodeJSON(c, &req) {
+		return
+	}
+	content, ok := commentContent(c, req.Content)
+	if !ok {
+		return
+	}
+	cm, err := db.EditComment(c, s.pool, id, viewer(p), content, s.now())
+	if err != nil {
+		s.respondErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, toCommentJSON(cm))
+}
+
+func (s *Server) deleteComment(c *gin.Context) {
+	p := principal(c)
+	id, ok := pathUUID(c, "comment_id")
+	if !ok {
+		return
+	}
+	if err := db.DeleteComment(c, s.pool, id, viewer(p), s.now()); err != nil {
+		s.respondErr(c, err)
+		return
+	}
+	s.audit(c, &p, "comment.delete", id.String(), "")
+	c.Status(http.StatusNoContent)
+}
+
+type likesJSON struct {
+	CommentID uuid.UUID `json:"comment_id"`
+	LikeCount int       `json:"like_count"`
+	LikedByMe bool      `json:"liked_by_me"`
+}
+
+type likeFunc func(ctx context.Context, q db.Querier, id uuid.UUID, v db.Viewer, now time.Time) (db.Likes, error)
+
+// likeComment likes a comment (idempotent: one like per user).
+func (s *Server) likeComment(c *gin.Context) { s.like(c, db.LikeComment) }
+
+// unlikeComment takes the caller's like back (idempotent).
+func (s *Server) unlikeComment(c *gin.Context) { s.like(c, db.UnlikeComment) }
+
+func (s *Server) like(c *gin.Context, f likeFunc) {
+	p := principal(c)
+	id, ok := pathUUID(c, "comment_id")
+	if !ok {
+		return
+	}
+	l, err := f(c, s.pool, id, viewer(p), s.now())
+	if err != nil {
+		s.respondErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, likesJSON{CommentID: l.CommentID, LikeCount: l.Count, LikedByMe: l.LikedByMe})
+}

@@ -1,0 +1,400 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Limits of comments.
+const (
+	// MaxCommentDepth is the deepest a reply may sit: 0 is a top-level comment, so a thread
+	// shows at most five levels. A reply to a comment at this depth is refused.
+	MaxCommentDepth = 4
+	// MaxCommentChars is the longest a comment may be, in characters (Unicode code points).
+	MaxCommentChars = 10_000
+)
+
+// Comment is a comment on a creator's page. A deleted comment keeps its place in its thread
+// (its replies stay) but not its content.
+type Comment struct {
+	ID         uuid.UUID
+	CreatorID  uuid.UUID
+	AuthorID   uuid.UUID
+	AuthorName string
+	ParentID   *uuid.UUID
+	RootID     uuid.UUID
+	Depth      int
+	Content    string
+	CreatedAt  time.Time
+	EditedAt   *time.Time
+	DeletedAt  *time.Time
+	LikeCount  int
+	// LikedByMe is whether the user the comment was read for liked it.
+	LikedByMe bool
+	// Replies are the direct replies, oldest first (filled by ListCommentThreads).
+	Replies []Comment
+}
+
+// CommentInput is a new comment. The author comes from the caller's token, never the body.
+type CommentInput struct {
+	CreatorID uuid.UUID
+	AuthorID  uuid.UUID
+	ParentID  *uuid.UUID
+	Content   string
+}
+
+// Viewer is who acts on a comment: a user id, and whether they are an admin (who reads and
+// deletes on every page).
+type Viewer struct {
+	UserID uuid.UUID
+	Admin  bool
+}
+
+func forbidden(code, msg string) error { return &Error{Kind: KindForbidden, Code: code, Message: msg} }
+
+// activeSubscriber is the SQL condition "user $u may write on creator $c's page at $at": the
+// creator themself, or a fan whose subscription is active (status active and period not yet
+// over, the rule of active_subscription_level). FOR SHARE makes a cancellation or expiry
+// being written at the same instant wait for, or be waited on by, the statement that uses it:
+// either the comment is written before the cancellation or it is refused.
+func activeSubscriber(u, c, at string) string {
+	return `(` + u + ` = ` + c + ` OR EXISTS (
+		SELECT 1 FROM subscriptions s
+		 WHERE s.fan_id = ` + u + ` AND s.creator_id = ` + c + `
+		   AND s.status = 'active' AND s.current_period_end > ` + at + `
+		   FOR SHARE))`
+}
+
+// CreateComment writes a comment when its author may: the creator of the page, or a fan with
+// an active subscription to them. The check and the insert are one statement. A reply must
+// answer a live comment of the same page, at most MaxCommentDepth deep.
+func CreateComment(ctx context.Context, q Querier, in CommentInput, now time.Time) (Comment, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Comment{}, err
+	}
+	tag, err := q.Exec(ctx, `
+		INSERT INTO comments (id, creator_id, author_id, parent_id, root_id, depth, content, created_at)
+		SELECT $1, $2, $3, p.id, coalesce(p.root_id, $1), coalesce(p.depth + 1, 0), $5, $6
+		  FROM (SELECT 1) one
+		  LEFT JOIN comments p ON p.id = $4::uuid AND p.creator_id = $2::uuid AND p.deleted_at IS NULL
+		 WHERE ($4::uuid IS NULL OR (p.id IS NOT NULL AND p.depth < $7))
+		   AND `+activeSubscriber("$3::uuid", "$2::uuid", "$6::timestamptz"),
+		id, in.CreatorID, in.AuthorID, in.ParentID, in.Content, now, MaxCommentDepth)
+	switch pgCode(err) {
+	case "":
+	case codeForeignKeyViolation:
+		return Comment{}, missing("creator_not_found", "there is no creator with this id")
+	default:
+		return Comment{}, err
+	}
+	if tag.RowsAffected() == 0 {
+		return Comment{}, whyNoComment(ctx, q, in, now)
+	}
+	return GetComment(ctx, q, id, in.AuthorID)
+}
+
+// whyNoComment explains a refused comment. The decision was made atomically by the insert;
+// this only finds the words for it.
+func whyNoComment(ctx context.Context, q Querier, in CommentInput, now time.Time) error {
+	if err := requireCreator(ctx, q, in.CreatorID, missing); err != nil {
+		return err
+	}
+	ok, err := MayWrite(ctx, q, in.AuthorID, in.CreatorID, now)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return forbidden("no_subscription", "commenting on this page needs an active subscription to the creator")
+	}
+	if in.ParentID == nil {
+		return errors.New("comment insert refused for no known reason")
+	}
+	var depth int
+	var deleted bool
+	err = q.QueryRow(ctx, `SELECT depth, deleted_at IS NOT NULL FROM comments WHERE id = $1 AND creator_id = $2`,
+		*in.ParentID, in.CreatorID).Scan(&depth, &deleted)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return invalid("parent_not_found", "parent_id is not a comment on this creator's page")
+	case err != nil:
+		return err
+	case deleted:
+		return invalid("parent_deleted", "the comment replied to has been deleted")
+	case depth >= MaxCommentDepth:
+		return invalid("depth_limit", "replies nest at most 4 levels deep; reply higher up the thread")
+	}
+	return errors.New("comment insert refused for no known reason")
+}
+
+// MayWrite reports whether user may comment on and like comments of creator's page at now:
+// the creator, or a fan with an active subscription.
+func MayWrite(ctx context.Context, q Querier, user, creator uuid.UUID, now time.Time) (bool, error) {
+	if user == creator {
+		return true, nil
+	}
+	_, ok, err := ActiveLevel(ctx, q, user, creator, now)
+	return ok, err
+}
+
+// mayRead reports whether v reads creator's page: an admin, or whoever may write there.
+func mayRead(ctx context.Context, q Querier, v Viewer, creator uuid.UUID, now time.Time) (bool, error) {
+	if v.Admin {
+		return true, nil
+	}
+	return MayWrite(ctx, q, v.UserID, creator, now)
+}
+
+// CheckCommentReader fails unless v may read creator's comments: 404 for an unknown creator,
+// 403 for a reader who is neither the creator, an active subscriber nor an admin.
+func CheckCommentReader(ctx context.Context, q Querier, v Viewer, creator uuid.UUID, now time.Time) error {
+	if err := requireCreator(ctx, q, creator, missing); err != nil {
+		return err
+	}
+	ok, err := mayRead(ctx, q, v, creator, now)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return forbidden("no_subscription", "this page's comments are for its subscribers")
+	}
+	return nil
+}
+
+const commentColumns = `c.id, c.creator_id, c.author_id, u.display_name, c.parent_id, c.root_id, c.depth, c.content,
+	c.created_at, c.edited_at, c.deleted_at,
+	(SELECT count(*) FROM comment_likes l WHERE l.comment_id = c.id),
+	EXISTS (SELECT 1 FROM comment_likes l WHERE l.comment_id = c.id AND l.user_id = $2)`
+
+const commentFrom = ` FROM comments c JOIN users u ON u.id = c.author_id `
+
+func scanComment(row pgx.Row) (Comment, error) {
+	var c Comment
+	err := row.Scan(&c.ID, &c.CreatorID, &c.AuthorID, &c.AuthorName, &c.ParentID, &c.RootID, &c.Depth, &c.Content,
+		&c.CreatedAt, &c.EditedAt, &c.DeletedAt, &c.LikeCount, &c.LikedByMe)
+	return c, err
+}
+
+// GetComment returns comment id as seen by viewer (for LikedByMe), without replies. It does
+// not check that the viewer may read it.
+func GetComment(ctx context.Context, q Querier, id, viewer uuid.UUID) (Comment, error) {
+	c, err := scanComment(q.QueryRow(ctx, `SELECT `+commentColumns+commentFrom+`WHERE c.id = $1`, id, viewer))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Comment{}, missing("comment_not_found", "comment not found")
+	}
+	return c, err
+}
+
+// ListCommentThreads pages through creator's top-level comments, newest first, each with its
+// whole thread nested under it (replies oldest first). viewer is who LikedByMe is for. It does
+// not check that the viewer may read the page (CheckCommentReader does).
+func ListCommentThreads(ctx context.Context, q Querier, creator, viewer uuid.UUID, p Page) ([]Comment, *Cursor, error) {
+	at, after := cursorArgs(p.After)
+	rows, err := q.Query(ctx, `
+		WITH top AS (
+			SELECT id, created_at FROM comments
+			 WHERE creator_id = $1 AND parent_id IS NULL
+			   AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
+			 ORDER BY created_at DESC, id DESC
+			 LIMIT $5)
+		SELECT `+commentColumns+commentFrom+`
+		  JOIN top ON top.id = c.root_id
+		 ORDER BY top.created_at DESC, top.id DESC, c.depth, c.created_at, c.id`,
+		creator, viewer, at, after, p.Limit+1)
+	if err != nil {
+		return nil, nil, err
+	}
+	flat, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Comment, error) { return scanComment(r) })
+	if err != nil {
+		return nil, nil, err
+	}
+	threads := nest(flat)
+	items, next := pageOf(threads, p.Limit, func(c Comment) Cursor { return Cursor{At: c.CreatedAt, ID: c.ID} })
+	return items, next, nil
+}
+
+// nest builds threads from comments ordered by thread, then depth, then time: top-level
+// comments keep their order, replies sit under their parents oldest first.
+func nest(flat []Comment) []Comment {
+	children := map[uuid.UUID][]int{}
+	var tops []int
+	for i, c := range flat {
+		if c.ParentID == nil {
+			tops = append(tops, i)
+			continue
+		}
+		children[*c.ParentID] = append(children[*c.ParentID], i)
+	}
+	var build func(i int) Comment
+	build = func(i int) Comment {
+		c := flat[i]
+		c.Replies = make([]Comment, 0, len(children[c.ID]))
+		for _, j := range children[c.ID] {
+			c.Replies = append(c.Replies, build(j))
+		}
+		return c
+	}
+	out := make([]Comment, 0, len(tops))
+	for _, i := range tops {
+		out = append(out, build(i))
+	}
+	return out
+}
+
+// commentState is what the permission checks of edits, deletes and likes need.
+type commentState struct {
+	creator, author uuid.UUID
+	deleted         bool
+}
+
+func getCommentState(ctx context.Context, q Querier, id uuid.UUID) (commentState, error) {
+	var s commentState
+	err := q.QueryRow(ctx, `SELECT creator_id, author_id, deleted_at IS NOT NULL FROM comments WHERE id = $1`, id).
+		Scan(&s.creator, &s.author, &s.deleted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, missing("comment_not_found", "comment not found")
+	}
+	return s, err
+}
+
+// notYours is the answer for a comment that exists but that the viewer may not act on: 403
+// with reason when they can see the page, 404 when they cannot (its existence is not theirs
+// to learn).
+func notYours(ctx context.Context, q Querier, v Viewer, s commentState, now time.Time, code, reason string) error {
+	ok, err := mayRead(ctx, q, v, s.creator, now)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return missing("comment_not_found", "comment not found")
+	}
+	return forbidden(code, reason)
+}
+
+// EditComment replaces the content of the author's own live comment and stamps edited_at.
+// The author must still be allowed to write on the page.
+func EditComment(ctx context.Context, q Querier, id uuid.UUID, v Viewer, content string, now time.Time) (Comment, error) {
+	tag, err := q.Exec(ctx, `
+		UPDATE comments c SET content = $3, edited_at = $4
+		 WHERE c.id = $1 AND c.author_id = $2 AND c.deleted_at IS NULL
+		   AND `+activeSubscriber("$2::uuid", "c.creator_id", "$4::timestamptz"),
+		id, v.UserID, content, now)
+	if err != nil {
+		return Comment{}, err
+	}
+	if tag.RowsAffected() == 0 {
+		s, err := getCommentState(ctx, q, id)
+		if err != nil {
+			return Comment{}, err
+		}
+		switch {
+		case s.author != v.UserID:
+			return Comment{}, notYours(ctx, q, v, s, now, "not_author", "only the author edits a comment")
+		case s.deleted:
+			return Comment{}, conflict("comment_deleted", "a deleted comment cannot be edited")
+		default:
+			return Comment{}, forbidden("no_subscription", "editing on this page needs an active subscription to the creator")
+		}
+	}
+	return GetComment(ctx, q, id, v.UserID)
+}
+
+// DeleteComment soft-deletes a comment: its content is erased, its replies and likes stay.
+// The author, the creator of the page, or an admin may. Deleting a deleted comment changes
+// nothing and succeeds.
+func DeleteComment(ctx context.Context, q Querier, id uuid.UUID, v Viewer, now time.Time) error {
+	tag, err := q.Exec(ctx, `
+		UPDATE comments SET content = '', deleted_at = $3, deleted_by = $2
+		 WHERE id = $1 AND deleted_at IS NULL AND (author_id = $2 OR creator_id = $2 OR $4)`,
+		id, v.UserID, now, v.Admin)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	s, err := getCommentState(ctx, q, id)
+	if err != nil {
+		return err
+	}
+	if s.author == v.UserID || s.creator == v.UserID || v.Admin {
+		return nil // already deleted
+	}
+	return notYours(ctx, q, v, s, now, "not_allowed", "only the author, the page's creator or an admin deletes a comment")
+}
+
+// Likes is a comment's like count and whether the viewer is among them.
+type Likes struct {
+	CommentID uuid.UUID
+	Count     int
+	LikedByMe bool
+}
+
+func getLikes(ctx context.Context, q Querier, id, user uuid.UUID) (Likes, error) {
+	l := Likes{CommentID: id}
+	err := q.QueryRow(ctx, `SELECT count(*), coalesce(bool_or(user_id = $2), false) FROM comment_likes WHERE comment_id = $1`,
+		id, user).Scan(&l.Count, &l.LikedByMe)
+	return l, err
+}
+
+// LikeComment records v's like of a live comment on a page they may write on; liking twice
+// is one like.
+func LikeComment(ctx context.Context, q Querier, id uuid.UUID, v Viewer, now time.Time) (Likes, error) {
+	tag, err := q.Exec(ctx, `
+		INSERT INTO comment_likes (comment_id, user_id, created_at)
+		SELECT c.id, $2, $3 FROM comments c
+		 WHERE c.id = $1 AND c.deleted_at IS NULL
+		   AND `+activeSubscriber("$2::uuid", "c.creator_id", "$3::timestamptz")+`
+		ON CONFLICT (comment_id, user_id) DO NOTHING`, id, v.UserID, now)
+	if err != nil {
+		return Likes{}, err
+	}
+	if tag.RowsAffected() == 0 {
+		s, err := getCommentState(ctx, q, id)
+		if err != nil {
+			return Likes{}, err
+		}
+		l, err := getLikes(ctx, q, id, v.UserID)
+		if err != nil {
+			return Likes{}, err
+		}
+		if l.LikedByMe {
+			return l, nil // liked already
+		}
+		may, err := MayWrite(ctx, q, v.UserID, s.creator, now)
+		switch {
+		case err != nil:
+			return Likes{}, err
+		case !may:
+			return Likes{}, notYours(ctx, q, v, s, now, "no_subscription", "liking on this page needs an active subscription to the creator")
+		case s.deleted:
+			return Likes{}, conflict("comment_deleted", "a deleted comment cannot be liked")
+		}
+		return Likes{}, errors.New("like refused for no known reason")
+	}
+	return getLikes(ctx, q, id, v.UserID)
+}
+
+// UnlikeComment removes v's like; unliking what v does not like changes nothing. The comment
+// must be one v may read.
+func UnlikeComment(ctx context.Context, q Querier, id uuid.UUID, v Viewer, now time.Time) (Likes, error) {
+	s, err := getCommentState(ctx, q, id)
+	if err != nil {
+		return Likes{}, err
+	}
+	ok, err := mayRead(ctx, q, v, s.creator, now)
+	if err != nil {
+		return Likes{}, err
+	}
+	if !ok {
+		return Likes{}, missing("comment_not_found", "comment not found")
+	}
+	if _, err := q.Exec(ctx, `DELETE FROM comment_likes WHERE comment_id = $1 AND user_id = $2`, id, v.UserID); err != nil {
+		return Likes{}, err
+	}
+	return getLikes(ctx, q, id, v.UserID)
+}
