@@ -1,0 +1,154 @@
+package api
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+)
+
+func signToken(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	require.NoError(t, err)
+	return tok
+}
+
+func claimsFor(id uuid.UUID, role Role, iat, exp time.Time) jwt.MapClaims {
+	return jwt.MapClaims{"sub": id.String(), "role": string(role), "iat": iat.Unix(), "exp": exp.Unix()}
+}
+
+// TestParseTokenRefusesOtherAlgorithms: only HS256 with the configured key passes; public-key
+// algorithms (whatever their key), none, and tokens from the future are refused.
+func TestParseTokenRefusesOtherAlgorithms(t *testing.T) {
+	id := uuid.New()
+	now := time.Now()
+	good := claimsFor(id, RoleFan, now, now.Add(time.Hour))
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+
+	p, err := ParseToken(testSecret, signToken(t, jwt.SigningMethodHS256, testSecret, good))
+	require.NoError(t, err)
+	require.Equal(t, Principal{UserID: id, Role: RoleFan}, p)
+
+	for name, tok := range map[string]string{
+		"none":       signToken(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, good),
+		"HS384":      signToken(t, jwt.SigningMethodHS384, testSecret, good),
+		"HS512":      signToken(t, jwt.SigningMethodHS512, testSecret, good),
+		"RS256":      signToken(t, jwt.SigningMethodRS256, rsaKey, good),
+		"PS256":      signToken(t, jwt.SigningMethodPS256, rsaKey, good),
+		"ES256":      signToken(t, jwt.SigningMethodES256, ecKey, good),
+		"future iat": signToken(t, jwt.SigningMethodHS256, testSecret, claimsFor(id, RoleFan, now.Add(time.Hour), now.Add(2*time.Hour))),
+		"no exp":     signToken(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"sub": id.String(), "role": "fan"}),
+		"expired":    signToken(t, jwt.SigningMethodHS256, testSecret, claimsFor(id, RoleFan, now.Add(-2*time.Hour), now.Add(-time.Hour))),
+		"no sub":     signToken(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"role": "fan", "exp": now.Add(time.Hour).Unix()}),
+		"no role":    signToken(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"sub": id.String(), "exp": now.Add(time.Hour).Unix()}),
+	} {
+		_, err := ParseToken(testSecret, tok)
+		require.Error(t, err, name)
+	}
+}
+
+// TestNoUserIDFromHeadersOrBodies: the caller is the token's subject, whatever a header or a
+// body claims.
+func TestNoUserIDFromHeadersOrBodies(t *testing.T) {
+	e := newEnv(t)
+	p := e.newPage()
+	id := idOf(e.comment(p.fan, p.creator.ID, "mine", nil))
+
+	for _, h := range []string{"X-User-ID", "X-User-Id", "X-Forwarded-User", "X-Auth-User", "X-Remote-User"} {
+		for _, path := range []string{"/api/v1/comments/" + p.creator.ID.String()} {
+			req := newReq(http.MethodGet, path, p.outsider.Token)
+			req.Header.Set(h, p.fan.ID.String())
+			require.Equal(t, http.StatusForbidden, e.serve(req).Code, h)
+		}
+		req := newReq(http.MethodDelete, "/api/v1/comments/"+id.String(), p.outsider.Token)
+		req.Header.Set(h, p.fan.ID.String())
+		require.Equal(t, http.StatusNotFound, e.serve(req).Code, h)
+	}
+	for _, field := range []string{"author_id", "user_id"} {
+		r := e.do(http.MethodPost, "/api/v1/comments", p.outsider.Token,
+			map[string]any{"creator_id": p.creator.ID, "content": "as someone else", field: p.fan.ID})
+		require.Equal(t, http.StatusBadRequest, r.Code, field)
+	}
+	// Without a token no header helps.
+	req := newReq(http.MethodGet, "/api/v1/comments/"+p.creator.ID.String(), "")
+	req.Header.Set("X-User-ID", p.fan.ID.String())
+	require.Equal(t, http.StatusUnauthorized, e.serve(req).Code)
+	require.Equal(t, 1, e.count(`SELECT count(*) FROM comments WHERE deleted_at IS NULL`))
+}
+
+// TestCommentAuthorizationMatrix: every comment endpoint against every kind of caller.
+func TestCommentAuthorizationMatrix(t *testing.T) {
+	e := newEnv(t)
+	p := e.newPage()
+	now := time.Now()
+	expired := signToken(t, jwt.SigningMethodHS256, testSecret, claimsFor(p.fan.ID, RoleFan, now.Add(-2*time.Hour), now.Add(-time.Hour)))
+	wrongAlg := signToken(t, jwt.SigningMethodHS512, testSecret, claimsFor(p.fan.ID, RoleFan, now, now.Add(time.Hour)))
+	callers := []struct {
+		name  string
+		token string
+	}{
+		{"owner", p.fan.Token},
+		{"other fan", p.outsider.Token},
+		{"creator", p.creator.Token},
+		{"admin", p.admin.Token},
+		{"no token", ""},
+		{"expired token", expired},
+		{"wrong algorithm", wrongAlg},
+	}
+	type endpoint struct {
+		method, path string // %s is the comment id
+		body         any
+		want         []int // by caller, in the order above
+	}
+	creator := p.creator.ID.String()
+	endpoints := []endpoint{
+		{http.MethodPost, "/api/v1/comments", map[string]any{"creator_id": creator, "content": "hi"}, []int{201, 403, 201, 403, 401, 401, 401}},
+		{http.MethodGet, "/api/v1/comments/" + creator, nil, []int{200, 403, 200, 200, 401, 401, 401}},
+		{http.MethodPut, "/api/v1/comments/%s", map[string]any{"content": "edited"}, []int{200, 404, 403, 403, 401, 401, 401}},
+		{http.MethodDelete, "/api/v1/comments/%s", nil, []int{204, 404, 204, 204, 401, 401, 401}},
+		{http.MethodPost, "/api/v1/comments/%s/like", nil, []int{200, 404, 200, 403, 401, 401, 401}},
+		{http.MethodDelete, "/api/v1/comments/%s/like", nil, []int{200, 404, 200, 200, 401, 401, 401}},
+	}
+	for _, ep := range endpoints {
+		for i, c := range callers {
+			// A fresh comment by the owner for every cell, so deletes do not leak across.
+			id := idOf(e.comment(p.fan, p.creator.ID, "target", nil))
+			before := e.count(`SELECT count(*) FROM comments WHERE deleted_at IS NULL`)
+			path := strings.ReplaceAll(ep.path, "%s", id.String())
+			r := e.do(ep.method, path, c.token, ep.body)
+			require.Equal(t, ep.want[i], r.Code, "%s %s as %s: %s", ep.method, ep.path, c.name, r.Body)
+			if r.Code >= 400 {
+				r.ErrorCode(t)
+				require.Equal(t, before, e.count(`SELECT count(*) FROM comments WHERE deleted_at IS NULL`), "a refused request wrote")
+				require.Equal(t, 1, e.count(`SELECT count(*) FROM comments WHERE id = $1 AND content = 'target'`, id), "a refused request changed the comment")
+			}
+		}
+	}
+}
+
+func newReq(method, path, token string) *http.Request {
+	req := httptest.NewRequest(method, path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req
+}
+
+func (e *env) serve(req *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	e.router.ServeHTTP(w, req)
+	return w
+}
