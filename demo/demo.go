@@ -273,7 +273,10 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, anchor time.Time) (*Dataset, 
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
 				ON CONFLICT DO NOTHING`, e...)
 		}
-		return tx.SendBatch(ctx, b).Close()
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		return d.seedComments(ctx, tx, r)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("seed demo data: %w", err)

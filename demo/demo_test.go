@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -23,6 +24,8 @@ func fingerprint(t *testing.T, pool *pgxpool.Pool) map[string]string {
 		"subscription_tiers": "id, creator_id, name, level, price_stroops, asset, permissions",
 		"subscriptions":      "id, fan_id, creator_id, tier_id, status, started_at, current_period_end, cancelled_at",
 		"revenue_events":     "id, external_id, creator_id, fan_id, subscription_id, kind, amount_stroops, asset, occurred_at",
+		"comments":           "id, creator_id, author_id, parent_id, root_id, depth, content, created_at",
+		"comment_likes":      "comment_id, user_id, created_at",
 	} {
 		var sum string
 		err := pool.QueryRow(context.Background(),
@@ -81,4 +84,30 @@ func TestSeedIsDeterministicAndIdempotent(t *testing.T) {
 		coalesce(sum(amount_stroops) FILTER (WHERE occurred_at >= $2::timestamptz - interval '30 days'), 0)
 		FROM revenue_events WHERE creator_id = $1`, d.Creators[0].ID, d.Anchor).Scan(&firstMonth, &lastMonth))
 	require.Greater(t, lastMonth, firstMonth)
+}
+
+func TestSeedCommentsAreThreadedAndWrittenBySubscribers(t *testing.T) {
+	ctx := context.Background()
+	anchor := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	pool, _ := testharness.FreshDB(t)
+	d, err := Seed(ctx, pool, anchor)
+	require.NoError(t, err)
+	creator := d.Creators[0].ID
+
+	var comments, replies, likes, outsiders int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM comments WHERE creator_id = $1),
+		(SELECT count(*) FROM comments WHERE creator_id = $1 AND parent_id IS NOT NULL),
+		(SELECT count(*) FROM comment_likes),
+		(SELECT count(*) FROM comments c WHERE c.author_id <> c.creator_id
+		    AND active_subscription_level(c.author_id, c.creator_id, $2) IS NULL)`, creator, d.Anchor).
+		Scan(&comments, &replies, &likes, &outsiders))
+	require.Equal(t, len(demoComments), comments)
+	require.Positive(t, replies)
+	require.Equal(t, len(demoLikes), likes)
+	require.Zero(t, outsiders, "every demo comment is by the creator or an active subscriber")
+
+	var author uuid.UUID
+	require.NoError(t, pool.QueryRow(ctx, `SELECT author_id FROM comments WHERE id = $1`, CommentID(0)).Scan(&author))
+	require.Equal(t, d.GoldFan, author)
 }

@@ -42,6 +42,7 @@ func (d *Dataset) Env(mint func(uuid.UUID, string) (string, error)) (string, err
 	}
 	fmt.Fprintf(&b, "export CREATOR_ID=%s  # %s\n", d.Creators[0].ID, d.Creators[0].Handle)
 	fmt.Fprintf(&b, "export GOLD_FAN_ID=%s\n", d.GoldFan)
+	fmt.Fprintf(&b, "export COMMENT_ID=%s  # a demo comment on %s's page\n", CommentID(0), d.Creators[0].Handle)
 	return b.String(), nil
 }
 
@@ -57,4 +58,5 @@ Tokens for the tour (valid 30 days) are in %s:
 Mint others with: orchestrator token --user <id> --role <fan|creator|council|admin|service>
 
 `, len(d.Creators), d.Fans, Days, envFile, envFile, apiURL, apiURL, apiURL, apiURL)
+	writeCommentTour(w, apiURL)
 }
