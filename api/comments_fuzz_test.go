@@ -1,0 +1,65 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/creatorvault/orchestrator/db"
+)
+
+// FuzzCommentRequest feeds arbitrary bodies to the decoding of POST /api/v1/comments (and,
+// through the content, PUT): it never panics, and whatever it accepts is content the database
+// takes: valid UTF-8, 1 to 10,000 characters, no NUL, and exactly what the JSON said.
+// Run longer with: go test ./api/ -run '^$' -fuzz FuzzCommentRequest -fuzztime 30s
+func FuzzCommentRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"creator_id":"0b7c2a44-1f8e-4c1e-9a57-1c6e2f3d4b5a","content":"hello"}`,
+		`{"creator_id":"0b7c2a44-1f8e-4c1e-9a57-1c6e2f3d4b5a","content":"pair \ud83c\udfb6","parent_id":null}`,
+		`{"content":"half \ud800 a pair"}`,
+		`{"content":"\udc00\ud800"}`,
+		`{"content":"esc \\ud800 not a surrogate"}`,
+		"{\"content\":\"bad \xff byte\"}",
+		`{"content":"a\u0000b"}`,
+		`{"content":"   "}`,
+		`{"content":7}`,
+		`{"content":null}`,
+		`{"content":"` + strings.Repeat("é", db.MaxCommentChars) + `"}`,
+		`{"creator_id":"x","content":"y","extra":1}`,
+		`[]`, `{`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req CreateCommentRequest
+		if err := DecodeStrict(bytes.NewReader(body), &req); err != nil {
+			return
+		}
+		content, err := ParseCommentContent(req.Content)
+		if err != nil {
+			if _, ok := err.(*DecodeError); !ok {
+				t.Fatalf("not a DecodeError: %v", err)
+			}
+			return
+		}
+		n := utf8.RuneCountInString(content)
+		if !utf8.ValidString(content) || n < 1 || n > db.MaxCommentChars || strings.ContainsRune(content, 0) {
+			t.Fatalf("accepted bad content %q", content)
+		}
+		// What was accepted is what the JSON said: a lossless round trip.
+		again, err := json.Marshal(content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseCommentContent(again)
+		if err != nil || back != content {
+			t.Fatalf("round trip of %q: %q, %v", content, back, err)
+		}
+		if strings.ContainsRune(content, utf8.RuneError) && !bytes.Contains(req.Content, []byte("\uFFFD")) &&
+			!bytes.Contains(bytes.ToLower(req.Content), []byte(`\ufffd`)) {
+			t.Fatalf("content %q holds a replacement character the body did not send", content)
+		}
+	})
+}
