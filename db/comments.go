@@ -166,11 +166,13 @@ func CheckCommentReader(ctx context.Context, q Querier, v Viewer, creator uuid.U
 }
 
 const commentColumns = `c.id, c.creator_id, c.author_id, u.display_name, c.parent_id, c.root_id, c.depth, c.content,
-	c.created_at, c.edited_at, c.deleted_at,
-	(SELECT count(*) FROM comment_likes l WHERE l.comment_id = c.id),
-	EXISTS (SELECT 1 FROM comment_likes l WHERE l.comment_id = c.id AND l.user_id = $2)`
+	c.created_at, c.edited_at, c.deleted_at, lk.n, lk.mine`
 
-const commentFrom = ` FROM comments c JOIN users u ON u.id = c.author_id `
+// commentJoins adds the author's name and the like count and whether $2 liked, with one
+// index scan of the comment's likes.
+const commentJoins = ` JOIN users u ON u.id = c.author_id
+	LEFT JOIN LATERAL (SELECT count(*) AS n, coalesce(bool_or(l.user_id = $2), false) AS mine
+	                     FROM comment_likes l WHERE l.comment_id = c.id) lk ON true `
 
 func scanComment(row pgx.Row) (Comment, error) {
 	var c Comment
@@ -182,7 +184,7 @@ func scanComment(row pgx.Row) (Comment, error) {
 // GetComment returns comment id as seen by viewer (for LikedByMe), without replies. It does
 // not check that the viewer may read it.
 func GetComment(ctx context.Context, q Querier, id, viewer uuid.UUID) (Comment, error) {
-	c, err := scanComment(q.QueryRow(ctx, `SELECT `+commentColumns+commentFrom+`WHERE c.id = $1`, id, viewer))
+	c, err := scanComment(q.QueryRow(ctx, `SELECT `+commentColumns+` FROM comments c`+commentJoins+`WHERE c.id = $1`, id, viewer))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Comment{}, missing("comment_not_found", "comment not found")
 	}
@@ -201,9 +203,13 @@ func ListCommentThreads(ctx context.Context, q Querier, creator, viewer uuid.UUI
 			   AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
 			 ORDER BY created_at DESC, id DESC
 			 LIMIT $5)
-		SELECT `+commentColumns+commentFrom+`
-		  JOIN top ON top.id = c.root_id
-		 ORDER BY top.created_at DESC, top.id DESC, c.depth, c.created_at, c.id`,
+		SELECT `+commentColumns+`
+		  FROM comments c`+commentJoins+`
+		 WHERE c.root_id = ANY ((SELECT array_agg(id) FROM top)::uuid[])
+		 ORDER BY c.parent_id IS NULL DESC,
+		       CASE WHEN c.parent_id IS NULL THEN c.created_at END DESC,
+		       CASE WHEN c.parent_id IS NULL THEN c.id END DESC,
+		       c.depth, c.created_at, c.id`,
 		creator, viewer, at, after, p.Limit+1)
 	if err != nil {
 		return nil, nil, err
@@ -217,8 +223,9 @@ func ListCommentThreads(ctx context.Context, q Querier, creator, viewer uuid.UUI
 	return items, next, nil
 }
 
-// nest builds threads from comments ordered by thread, then depth, then time: top-level
-// comments keep their order, replies sit under their parents oldest first.
+// nest builds threads from comments ordered top-level first (in page order), then replies by
+// depth and time: top-level comments keep their order, replies sit under their parents
+// oldest first.
 func nest(flat []Comment) []Comment {
 	children := map[uuid.UUID][]int{}
 	var tops []int

@@ -1,0 +1,157 @@
+package api
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creatorvault/orchestrator/internal/config"
+	"github.com/creatorvault/orchestrator/internal/testharness"
+)
+
+// loadResult is one endpoint's run under load.
+type loadResult struct {
+	requests int
+	errors   int
+	rps      float64
+	p50, p99 time.Duration
+}
+
+// load sends GETs to url from conns connections for d and measures.
+func load(client *http.Client, url, token string, conns int, d time.Duration) loadResult {
+	var mu sync.Mutex
+	var lat []time.Duration
+	errs := 0
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			var mine []time.Duration
+			bad := 0
+			for time.Now().Before(deadline) {
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				if token != "" {
+					req.Header.Set("Authorization", "Bearer "+token)
+				}
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+				}
+				mine = append(mine, time.Since(t0))
+				if err != nil || resp.StatusCode != http.StatusOK {
+					bad++
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			errs += bad
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	q := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	return loadResult{requests: len(lat), errors: errs, rps: float64(len(lat)) / elapsed.Seconds(), p50: q(0.50), p99: q(0.99)}
+}
+
+// seedCommentLoad gives a creator 10,000 comments (5,000 threads of a comment and a reply)
+// with three likes each from 100 subscribed fans, and returns the creator and one fan.
+func seedCommentLoad(b *testing.B, pool *pgxpool.Pool) (creator, fan uuid.UUID) {
+	ctx := context.Background()
+	creator, tier := uuid.New(), uuid.New()
+	now := time.Now().UTC()
+	// Ids derived from the creator: md5(creator || name) read as a UUID.
+	steps := []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO users (id, role, display_name) VALUES ($1, 'creator', 'Load Creator')`, []any{creator}},
+		{`INSERT INTO creators (id, handle) VALUES ($1, 'load_' || substr(md5($1::uuid::text), 1, 8))`, []any{creator}},
+		{`INSERT INTO subscription_tiers (id, creator_id, name, level, price_stroops, asset) VALUES ($2, $1, 'Gold', 3, 10000000, 'USDC')`, []any{creator, tier}},
+		{`INSERT INTO users (id, role, display_name)
+		   SELECT md5($1::uuid::text || 'fan' || i)::uuid, 'fan', 'Load Fan ' || i FROM generate_series(1, 100) i`, []any{creator}},
+		{`INSERT INTO subscriptions (id, fan_id, creator_id, tier_id, started_at, current_period_end)
+		   SELECT gen_random_uuid(), md5($1::uuid::text || 'fan' || i)::uuid, $1, $2, $3::timestamptz - interval '1 day', $3::timestamptz + interval '29 days'
+		     FROM generate_series(1, 100) i`, []any{creator, tier, now}},
+		{`INSERT INTO comments (id, creator_id, author_id, root_id, depth, content, created_at)
+		   SELECT md5($1::uuid::text || 'c' || i)::uuid, $1, md5($1::uuid::text || 'fan' || (i % 100 + 1))::uuid, md5($1::uuid::text || 'c' || i)::uuid, 0,
+		          'Load comment number ' || i || ' with a sentence or two of text, as fans write them.',
+		          $2::timestamptz - make_interval(secs => 10000 - i)
+		     FROM generate_series(1, 5000) i`, []any{creator, now}},
+		{`INSERT INTO comments (id, creator_id, author_id, parent_id, root_id, depth, content, created_at)
+		   SELECT md5($1::uuid::text || 'r' || i)::uuid, $1, $1, md5($1::uuid::text || 'c' || i)::uuid, md5($1::uuid::text || 'c' || i)::uuid, 1,
+		          'Thanks for number ' || i, $2::timestamptz - make_interval(secs => 9000 - i)
+		     FROM generate_series(1, 5000) i`, []any{creator, now}},
+		{`INSERT INTO comment_likes (comment_id, user_id, created_at)
+		   SELECT c.id, md5($1::uuid::text || 'fan' || f)::uuid, $2 FROM comments c, generate_series(1, 3) f WHERE c.creator_id = $1`, []any{creator, now}},
+		{`ANALYZE comments`, nil},
+		{`ANALYZE comment_likes`, nil},
+	}
+	for _, st := range steps {
+		_, err := pool.Exec(ctx, st.sql, st.args...)
+		require.NoError(b, err, st.sql)
+	}
+	var f uuid.UUID
+	require.NoError(b, pool.QueryRow(ctx, `SELECT md5($1::uuid::text || 'fan1')::uuid`, creator).Scan(&f))
+	return creator, f
+}
+
+// BenchmarkCommentsListing: GET /api/v1/comments/{creator_id} (first page of 50 threads, 100
+// comments with like counts) on a creator with 10,000 comments, against GET /health on the
+// same server in the same run, at 100 concurrent connections over loopback.
+// Target: listing ≥ 30% of the health endpoint's throughput, p99 under 20 ms.
+func BenchmarkCommentsListing(b *testing.B) {
+	pool, _ := testharness.FreshDB(b)
+	cfg, err := config.LoadFrom(func(string) (string, bool) { return "", false })
+	require.NoError(b, err)
+	cfg.Auth.JWTSecret = testSecret
+	router := NewRouter(Deps{Pool: pool, Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	srv := httptest.NewServer(router)
+	defer srv.Close()
+	creator, fan := seedCommentLoad(b, pool)
+	tok, err := IssueToken(testSecret, fan, RoleFan, time.Hour, time.Now())
+	require.NoError(b, err)
+
+	const conns = 100
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
+	list := srv.URL + "/api/v1/comments/" + creator.String()
+	// Warm up, and check the answer is the page it should be.
+	resp, err := client.Get(srv.URL + "/health")
+	require.NoError(b, err)
+	_ = resp.Body.Close()
+	_ = load(client, list, tok, 4, 500*time.Millisecond)
+
+	for i := 0; i < b.N; i++ {
+		health := load(client, srv.URL+"/health", "", conns, 3*time.Second)
+		comments := load(client, list, tok, conns, 3*time.Second)
+		ratio := comments.rps / health.rps
+		b.Logf("\n%-34s %9s %8s %10s %10s\n%-34s %9.0f %8d %10s %10s\n%-34s %9.0f %8d %10s %10s\nlisting/health throughput: %.1f%% (target >= 30%%); listing p99 %s (target < 20ms); pool max conns %d",
+			"endpoint (100 connections, 3 s)", "req/s", "errors", "p50", "p99",
+			"GET /health", health.rps, health.errors, health.p50.Round(10*time.Microsecond), health.p99.Round(10*time.Microsecond),
+			"GET /api/v1/comments/{creator_id}", comments.rps, comments.errors, comments.p50.Round(10*time.Microsecond), comments.p99.Round(10*time.Microsecond),
+			100*ratio, comments.p99.Round(10*time.Microsecond), pool.Config().MaxConns)
+		b.ReportMetric(comments.rps, "list-req/s")
+		b.ReportMetric(float64(comments.p99.Microseconds())/1000, "list-p99-ms")
+		b.ReportMetric(100*ratio, "list/health-%")
+		require.Zero(b, comments.errors)
+	}
+}
