@@ -152,14 +152,16 @@ func mayRead(ctx context.Context, q Querier, v Viewer, creator uuid.UUID, now ti
 // CheckCommentReader fails unless v may read creator's comments: 404 for an unknown creator,
 // 403 for a reader who is neither the creator, an active subscriber nor an admin.
 func CheckCommentReader(ctx context.Context, q Querier, v Viewer, creator uuid.UUID, now time.Time) error {
-	if err := requireCreator(ctx, q, creator, missing); err != nil {
+	var exists, ok bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM creators WHERE id = $1),
+		$3 OR $2 = $1 OR active_subscription_level($2, $1, $4) IS NOT NULL`,
+		creator, v.UserID, v.Admin, now).Scan(&exists, &ok)
+	switch {
+	case err != nil:
 		return err
-	}
-	ok, err := mayRead(ctx, q, v, creator, now)
-	if err != nil {
-		return err
-	}
-	if !ok {
+	case !exists:
+		return missing("creator_not_found", "there is no creator with this id")
+	case !ok:
 		return forbidden("no_subscription", "this page's comments are for its subscribers")
 	}
 	return nil
