@@ -16,14 +16,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func signToken(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+func cmSignToken(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
 	t.Helper()
 	tok, err := jwt.NewWithClaims(method, claims).SignedString(key)
 	require.NoError(t, err)
 	return tok
 }
 
-func claimsFor(id uuid.UUID, role Role, iat, exp time.Time) jwt.MapClaims {
+func cmClaims(id uuid.UUID, role Role, iat, exp time.Time) jwt.MapClaims {
 	return jwt.MapClaims{"sub": id.String(), "role": string(role), "iat": iat.Unix(), "exp": exp.Unix()}
 }
 
@@ -32,28 +32,28 @@ func claimsFor(id uuid.UUID, role Role, iat, exp time.Time) jwt.MapClaims {
 func TestParseTokenRefusesOtherAlgorithms(t *testing.T) {
 	id := uuid.New()
 	now := time.Now()
-	good := claimsFor(id, RoleFan, now, now.Add(time.Hour))
+	good := cmClaims(id, RoleFan, now, now.Add(time.Hour))
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	require.NoError(t, err)
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 
-	p, err := ParseToken(testSecret, signToken(t, jwt.SigningMethodHS256, testSecret, good))
+	p, err := ParseToken(testSecret, cmSignToken(t, jwt.SigningMethodHS256, testSecret, good))
 	require.NoError(t, err)
 	require.Equal(t, Principal{UserID: id, Role: RoleFan}, p)
 
 	for name, tok := range map[string]string{
-		"none":       signToken(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, good),
-		"HS384":      signToken(t, jwt.SigningMethodHS384, testSecret, good),
-		"HS512":      signToken(t, jwt.SigningMethodHS512, testSecret, good),
-		"RS256":      signToken(t, jwt.SigningMethodRS256, rsaKey, good),
-		"PS256":      signToken(t, jwt.SigningMethodPS256, rsaKey, good),
-		"ES256":      signToken(t, jwt.SigningMethodES256, ecKey, good),
-		"future iat": signToken(t, jwt.SigningMethodHS256, testSecret, claimsFor(id, RoleFan, now.Add(time.Hour), now.Add(2*time.Hour))),
-		"no exp":     signToken(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"sub": id.String(), "role": "fan"}),
-		"expired":    signToken(t, jwt.SigningMethodHS256, testSecret, claimsFor(id, RoleFan, now.Add(-2*time.Hour), now.Add(-time.Hour))),
-		"no sub":     signToken(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"role": "fan", "exp": now.Add(time.Hour).Unix()}),
-		"no role":    signToken(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"sub": id.String(), "exp": now.Add(time.Hour).Unix()}),
+		"none":       cmSignToken(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, good),
+		"HS384":      cmSignToken(t, jwt.SigningMethodHS384, testSecret, good),
+		"HS512":      cmSignToken(t, jwt.SigningMethodHS512, testSecret, good),
+		"RS256":      cmSignToken(t, jwt.SigningMethodRS256, rsaKey, good),
+		"PS256":      cmSignToken(t, jwt.SigningMethodPS256, rsaKey, good),
+		"ES256":      cmSignToken(t, jwt.SigningMethodES256, ecKey, good),
+		"future iat": cmSignToken(t, jwt.SigningMethodHS256, testSecret, cmClaims(id, RoleFan, now.Add(time.Hour), now.Add(2*time.Hour))),
+		"no exp":     cmSignToken(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"sub": id.String(), "role": "fan"}),
+		"expired":    cmSignToken(t, jwt.SigningMethodHS256, testSecret, cmClaims(id, RoleFan, now.Add(-2*time.Hour), now.Add(-time.Hour))),
+		"no sub":     cmSignToken(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"role": "fan", "exp": now.Add(time.Hour).Unix()}),
+		"no role":    cmSignToken(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"sub": id.String(), "exp": now.Add(time.Hour).Unix()}),
 	} {
 		_, err := ParseToken(testSecret, tok)
 		require.Error(t, err, name)
@@ -64,18 +64,18 @@ func TestParseTokenRefusesOtherAlgorithms(t *testing.T) {
 // body claims.
 func TestNoUserIDFromHeadersOrBodies(t *testing.T) {
 	e := newEnv(t)
-	p := e.newPage()
-	id := idOf(e.comment(p.fan, p.creator.ID, "mine", nil))
+	p := e.newCommentPage()
+	id := cmID(e.postComment(p.fan, p.creator.ID, "mine", nil))
 
 	for _, h := range []string{"X-User-ID", "X-User-Id", "X-Forwarded-User", "X-Auth-User", "X-Remote-User"} {
 		for _, path := range []string{"/api/v1/comments/" + p.creator.ID.String()} {
-			req := newReq(http.MethodGet, path, p.outsider.Token)
+			req := cmReq(http.MethodGet, path, p.outsider.Token)
 			req.Header.Set(h, p.fan.ID.String())
-			require.Equal(t, http.StatusForbidden, e.serve(req).Code, h)
+			require.Equal(t, http.StatusForbidden, e.cmServe(req).Code, h)
 		}
-		req := newReq(http.MethodDelete, "/api/v1/comments/"+id.String(), p.outsider.Token)
+		req := cmReq(http.MethodDelete, "/api/v1/comments/"+id.String(), p.outsider.Token)
 		req.Header.Set(h, p.fan.ID.String())
-		require.Equal(t, http.StatusNotFound, e.serve(req).Code, h)
+		require.Equal(t, http.StatusNotFound, e.cmServe(req).Code, h)
 	}
 	for _, field := range []string{"author_id", "user_id"} {
 		r := e.do(http.MethodPost, "/api/v1/comments", p.outsider.Token,
@@ -83,19 +83,19 @@ func TestNoUserIDFromHeadersOrBodies(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, r.Code, field)
 	}
 	// Without a token no header helps.
-	req := newReq(http.MethodGet, "/api/v1/comments/"+p.creator.ID.String(), "")
+	req := cmReq(http.MethodGet, "/api/v1/comments/"+p.creator.ID.String(), "")
 	req.Header.Set("X-User-ID", p.fan.ID.String())
-	require.Equal(t, http.StatusUnauthorized, e.serve(req).Code)
+	require.Equal(t, http.StatusUnauthorized, e.cmServe(req).Code)
 	require.Equal(t, 1, e.count(`SELECT count(*) FROM comments WHERE deleted_at IS NULL`))
 }
 
 // TestCommentAuthorizationMatrix: every comment endpoint against every kind of caller.
 func TestCommentAuthorizationMatrix(t *testing.T) {
 	e := newEnv(t)
-	p := e.newPage()
+	p := e.newCommentPage()
 	now := time.Now()
-	expired := signToken(t, jwt.SigningMethodHS256, testSecret, claimsFor(p.fan.ID, RoleFan, now.Add(-2*time.Hour), now.Add(-time.Hour)))
-	wrongAlg := signToken(t, jwt.SigningMethodHS512, testSecret, claimsFor(p.fan.ID, RoleFan, now, now.Add(time.Hour)))
+	expired := cmSignToken(t, jwt.SigningMethodHS256, testSecret, cmClaims(p.fan.ID, RoleFan, now.Add(-2*time.Hour), now.Add(-time.Hour)))
+	wrongAlg := cmSignToken(t, jwt.SigningMethodHS512, testSecret, cmClaims(p.fan.ID, RoleFan, now, now.Add(time.Hour)))
 	callers := []struct {
 		name  string
 		token string
@@ -125,7 +125,7 @@ func TestCommentAuthorizationMatrix(t *testing.T) {
 	for _, ep := range endpoints {
 		for i, c := range callers {
 			// A fresh comment by the owner for every cell, so deletes do not leak across.
-			id := idOf(e.comment(p.fan, p.creator.ID, "target", nil))
+			id := cmID(e.postComment(p.fan, p.creator.ID, "target", nil))
 			before := e.count(`SELECT count(*) FROM comments WHERE deleted_at IS NULL`)
 			path := strings.ReplaceAll(ep.path, "%s", id.String())
 			r := e.do(ep.method, path, c.token, ep.body)
@@ -139,7 +139,7 @@ func TestCommentAuthorizationMatrix(t *testing.T) {
 	}
 }
 
-func newReq(method, path, token string) *http.Request {
+func cmReq(method, path, token string) *http.Request {
 	req := httptest.NewRequest(method, path, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -147,7 +147,7 @@ func newReq(method, path, token string) *http.Request {
 	return req
 }
 
-func (e *env) serve(req *http.Request) *httptest.ResponseRecorder {
+func (e *env) cmServe(req *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
 	e.router.ServeHTTP(w, req)
 	return w

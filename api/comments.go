@@ -31,7 +31,7 @@ func (s *Server) registerComments(g *gin.RouterGroup) {
 	g.DELETE("/comments/:comment_id/like", s.unlikeComment)
 }
 
-func viewer(p Principal) db.Viewer {
+func commentViewer(p Principal) db.Viewer {
 	return db.Viewer{UserID: p.UserID, Admin: p.Role == RoleAdmin}
 }
 
@@ -212,7 +212,7 @@ func (s *Server) listComments(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := db.CheckCommentReader(c, s.pool, viewer(p), creator, s.now()); err != nil {
+	if err := db.CheckCommentReader(c, s.pool, commentViewer(p), creator, s.now()); err != nil {
 		s.respondErr(c, err)
 		return
 	}
@@ -238,7 +238,7 @@ func (s *Server) editComment(c *gin.Context) {
 	if !ok {
 		return
 	}
-	cm, err := db.EditComment(c, s.pool, id, viewer(p), content, s.now())
+	cm, err := db.EditComment(c, s.pool, id, commentViewer(p), content, s.now())
 	if err != nil {
 		s.respondErr(c, err)
 		return
@@ -252,7 +252,7 @@ func (s *Server) deleteComment(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := db.DeleteComment(c, s.pool, id, viewer(p), s.now()); err != nil {
+	if err := db.DeleteComment(c, s.pool, id, commentViewer(p), s.now()); err != nil {
 		s.respondErr(c, err)
 		return
 	}
@@ -269,18 +269,18 @@ type likesJSON struct {
 type likeFunc func(ctx context.Context, q db.Querier, id uuid.UUID, v db.Viewer, now time.Time) (db.Likes, error)
 
 // likeComment likes a comment (idempotent: one like per user).
-func (s *Server) likeComment(c *gin.Context) { s.like(c, db.LikeComment) }
+func (s *Server) likeComment(c *gin.Context) { s.likeOrUnlike(c, db.LikeComment) }
 
 // unlikeComment takes the caller's like back (idempotent).
-func (s *Server) unlikeComment(c *gin.Context) { s.like(c, db.UnlikeComment) }
+func (s *Server) unlikeComment(c *gin.Context) { s.likeOrUnlike(c, db.UnlikeComment) }
 
-func (s *Server) like(c *gin.Context, f likeFunc) {
+func (s *Server) likeOrUnlike(c *gin.Context, f likeFunc) {
 	p := principal(c)
 	id, ok := pathUUID(c, "comment_id")
 	if !ok {
 		return
 	}
-	l, err := f(c, s.pool, id, viewer(p), s.now())
+	l, err := f(c, s.pool, id, commentViewer(p), s.now())
 	if err != nil {
 		s.respondErr(c, err)
 		return

@@ -19,8 +19,8 @@ import (
 	"github.com/creatorvault/orchestrator/internal/testharness"
 )
 
-// loadResult is one endpoint's run under load.
-type loadResult struct {
+// cmLoadResult is one endpoint's run under load.
+type cmLoadResult struct {
 	requests int
 	errors   int
 	rps      float64
@@ -28,7 +28,7 @@ type loadResult struct {
 }
 
 // load sends GETs to url from conns connections for d and measures.
-func load(client *http.Client, url, token string, conns int, d time.Duration) loadResult {
+func cmLoad(client *http.Client, url, token string, conns int, d time.Duration) cmLoadResult {
 	var mu sync.Mutex
 	var lat []time.Duration
 	errs := 0
@@ -70,7 +70,7 @@ func load(client *http.Client, url, token string, conns int, d time.Duration) lo
 		}
 		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 	}
-	return loadResult{requests: len(lat), errors: errs, rps: float64(len(lat)) / elapsed.Seconds(), p50: q(0.50), p99: q(0.99)}
+	return cmLoadResult{requests: len(lat), errors: errs, rps: float64(len(lat)) / elapsed.Seconds(), p50: q(0.50), p99: q(0.99)}
 }
 
 // seedCommentLoad gives a creator 10,000 comments (5,000 threads of a comment and a reply)
@@ -138,11 +138,11 @@ func BenchmarkCommentsListing(b *testing.B) {
 	resp, err := client.Get(srv.URL + "/health")
 	require.NoError(b, err)
 	_ = resp.Body.Close()
-	_ = load(client, list, tok, 4, 500*time.Millisecond)
+	_ = cmLoad(client, list, tok, 4, 500*time.Millisecond)
 
 	for i := 0; i < b.N; i++ {
-		health := load(client, srv.URL+"/health", "", conns, 3*time.Second)
-		comments := load(client, list, tok, conns, 3*time.Second)
+		health := cmLoad(client, srv.URL+"/health", "", conns, 3*time.Second)
+		comments := cmLoad(client, list, tok, conns, 3*time.Second)
 		ratio := comments.rps / health.rps
 		b.Logf("\n%-34s %9s %8s %10s %10s\n%-34s %9.0f %8d %10s %10s\n%-34s %9.0f %8d %10s %10s\nlisting/health throughput: %.1f%% (target >= 30%%); listing p99 %s (target < 20ms); pool max conns %d",
 			"endpoint (100 connections, 3 s)", "req/s", "errors", "p50", "p99",

@@ -14,7 +14,7 @@ import (
 )
 
 // page is a creator's page with the people around it.
-type page struct {
+type cmPage struct {
 	creator     user
 	fan         user // active subscription
 	subID       uuid.UUID
@@ -23,7 +23,7 @@ type page struct {
 	otherCreate user // another creator
 }
 
-func (e *env) newPage() page {
+func (e *env) newCommentPage() cmPage {
 	e.t.Helper()
 	creator := e.newCreator()
 	tier := e.newTier(creator, 1)
@@ -31,7 +31,7 @@ func (e *env) newPage() page {
 	sub := e.subscribe(fan, creator, tier)
 	outsider := e.putUser(RoleFan, "")
 	other := e.newCreator()
-	return page{
+	return cmPage{
 		creator:     user{ID: creator, Role: RoleCreator, Token: e.token(creator, RoleCreator)},
 		fan:         user{ID: fan, Role: RoleFan, Token: e.token(fan, RoleFan)},
 		subID:       sub,
@@ -41,8 +41,8 @@ func (e *env) newPage() page {
 	}
 }
 
-// subscribeFan adds a fan with an active subscription to p's creator.
-func (e *env) subscribeFan(p page) user {
+// cmSubscribeFan adds a fan with an active subscription to p's creator.
+func (e *env) cmSubscribeFan(p cmPage) user {
 	e.t.Helper()
 	fan := e.putUser(RoleFan, "")
 	var tier uuid.UUID
@@ -52,7 +52,7 @@ func (e *env) subscribeFan(p page) user {
 }
 
 // comment posts a comment and requires a 201.
-func (e *env) comment(u user, creator uuid.UUID, content string, parent *uuid.UUID) map[string]any {
+func (e *env) postComment(u user, creator uuid.UUID, content string, parent *uuid.UUID) map[string]any {
 	e.t.Helper()
 	body := map[string]any{"creator_id": creator, "content": content}
 	if parent != nil {
@@ -63,19 +63,19 @@ func (e *env) comment(u user, creator uuid.UUID, content string, parent *uuid.UU
 	return r.JSON(e.t)
 }
 
-func idOf(m map[string]any) uuid.UUID { return uuid.MustParse(m["id"].(string)) }
+func cmID(m map[string]any) uuid.UUID { return uuid.MustParse(m["id"].(string)) }
 
 func TestCommentNeedsAnActiveSubscription(t *testing.T) {
 	e := newEnv(t)
-	p := e.newPage()
+	p := e.newCommentPage()
 
 	// A subscriber and the creator comment; the body comes back as written.
-	got := e.comment(p.fan, p.creator.ID, "Loved the new track 🎶", nil)
+	got := e.postComment(p.fan, p.creator.ID, "Loved the new track 🎶", nil)
 	require.Equal(t, "Loved the new track 🎶", got["content"])
 	require.Equal(t, p.fan.ID.String(), got["author_id"])
 	require.EqualValues(t, 0, got["depth"])
 	require.Nil(t, got["parent_id"])
-	e.comment(p.creator, p.creator.ID, "Thanks all!", nil)
+	e.postComment(p.creator, p.creator.ID, "Thanks all!", nil)
 
 	// Nobody else: a fan without a subscription, another creator, an admin, council, service.
 	for name, u := range map[string]user{"no subscription": p.outsider, "other creator": p.otherCreate,
@@ -100,8 +100,8 @@ func TestCommentNeedsAnActiveSubscription(t *testing.T) {
 
 func TestCommentAfterTheSubscriptionEnds(t *testing.T) {
 	e := newEnv(t)
-	p := e.newPage()
-	e.comment(p.fan, p.creator.ID, "while subscribed", nil)
+	p := e.newCommentPage()
+	e.postComment(p.fan, p.creator.ID, "while subscribed", nil)
 
 	// The period runs out without renewal: the status still says active, but it opens nothing.
 	start := e.clock.Now()
@@ -110,12 +110,12 @@ func TestCommentAfterTheSubscriptionEnds(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, r.Code, string(r.Body))
 	require.Equal(t, http.StatusForbidden, e.do(http.MethodGet, "/api/v1/comments/"+p.creator.ID.String(), p.fan.Token, nil).Code)
 	// The creator always may.
-	e.comment(p.creator, p.creator.ID, "still here", nil)
+	e.postComment(p.creator, p.creator.ID, "still here", nil)
 
 	// Cancelled: refused at once.
 	e.clock.Set(start)
-	fan2 := e.subscribeFan(p)
-	e.comment(fan2, p.creator.ID, "hello", nil)
+	fan2 := e.cmSubscribeFan(p)
+	e.postComment(fan2, p.creator.ID, "hello", nil)
 	var sub uuid.UUID
 	require.NoError(t, e.pool.QueryRow(t.Context(), `SELECT id FROM subscriptions WHERE fan_id = $1`, fan2.ID).Scan(&sub))
 	require.Equal(t, http.StatusOK, e.do(http.MethodPost, "/api/v1/subscriptions/"+sub.String()+"/cancel", fan2.Token, nil).Code)
@@ -126,9 +126,9 @@ func TestCommentAfterTheSubscriptionEnds(t *testing.T) {
 
 func TestCommentBadInput(t *testing.T) {
 	e := newEnv(t)
-	p := e.newPage()
-	other := e.newPage()
-	otherComment := idOf(e.comment(other.creator, other.creator.ID, "elsewhere", nil))
+	p := e.newCommentPage()
+	other := e.newCommentPage()
+	otherComment := cmID(e.postComment(other.creator, other.creator.ID, "elsewhere", nil))
 	c := p.creator.ID.String()
 
 	cases := map[string]struct {
@@ -166,7 +166,7 @@ func TestCommentBadInput(t *testing.T) {
 	require.Equal(t, 1, e.count(`SELECT count(*) FROM comments`), "nothing written")
 
 	// The edges are fine: exactly 10,000 characters, and a surrogate pair.
-	e.comment(p.fan, p.creator.ID, strings.Repeat("é", 10_000), nil)
+	e.postComment(p.fan, p.creator.ID, strings.Repeat("é", 10_000), nil)
 	r := e.do(http.MethodPost, "/api/v1/comments", p.fan.Token, `{"creator_id":"`+c+`","content":"pair \ud83c\udfb6"}`)
 	require.Equal(t, http.StatusCreated, r.Code, string(r.Body))
 	require.Equal(t, "pair 🎶", r.JSON(t)["content"])
@@ -174,14 +174,14 @@ func TestCommentBadInput(t *testing.T) {
 
 func TestCommentThreadsAndDepthLimit(t *testing.T) {
 	e := newEnv(t)
-	p := e.newPage()
-	top := idOf(e.comment(p.fan, p.creator.ID, "top", nil))
+	p := e.newCommentPage()
+	top := cmID(e.postComment(p.fan, p.creator.ID, "top", nil))
 	parent := top
 	for depth := 1; depth <= 4; depth++ {
-		got := e.comment(p.creator, p.creator.ID, fmt.Sprintf("depth %d", depth), &parent)
+		got := e.postComment(p.creator, p.creator.ID, fmt.Sprintf("depth %d", depth), &parent)
 		require.EqualValues(t, depth, got["depth"])
 		require.Equal(t, parent.String(), got["parent_id"])
-		parent = idOf(got)
+		parent = cmID(got)
 	}
 	r := e.do(http.MethodPost, "/api/v1/comments", p.fan.Token, map[string]any{"creator_id": p.creator.ID, "content": "too deep", "parent_id": parent})
 	require.Equal(t, http.StatusUnprocessableEntity, r.Code)
@@ -189,9 +189,9 @@ func TestCommentThreadsAndDepthLimit(t *testing.T) {
 
 	// A second reply to the top comment, and a newer thread.
 	e.clock.Set(e.clock.Now().Add(time.Second))
-	e.comment(p.fan, p.creator.ID, "second reply", &top)
+	e.postComment(p.fan, p.creator.ID, "second reply", &top)
 	e.clock.Set(e.clock.Now().Add(time.Second))
-	e.comment(p.fan, p.creator.ID, "newer thread", nil)
+	e.postComment(p.fan, p.creator.ID, "newer thread", nil)
 
 	r = e.do(http.MethodGet, "/api/v1/comments/"+p.creator.ID.String(), p.fan.Token, nil)
 	require.Equal(t, http.StatusOK, r.Code, string(r.Body))
@@ -219,8 +219,8 @@ func TestCommentThreadsAndDepthLimit(t *testing.T) {
 
 func TestCommentReaders(t *testing.T) {
 	e := newEnv(t)
-	p := e.newPage()
-	e.comment(p.fan, p.creator.ID, "hello", nil)
+	p := e.newCommentPage()
+	e.postComment(p.fan, p.creator.ID, "hello", nil)
 	path := "/api/v1/comments/" + p.creator.ID.String()
 	for name, c := range map[string]struct {
 		u      user
@@ -246,14 +246,14 @@ func TestCommentReaders(t *testing.T) {
 
 func TestCommentPagination(t *testing.T) {
 	e := newEnv(t)
-	p := e.newPage()
+	p := e.newCommentPage()
 	base := e.clock.Now()
 	var want []string
 	for i := range 7 {
 		// Two comments at the same instant: the id breaks the tie.
 		e.clock.Set(base.Add(time.Duration(i/2) * time.Second))
-		id := idOf(e.comment(p.fan, p.creator.ID, "c"+strconv.Itoa(i), nil))
-		e.comment(p.creator, p.creator.ID, "reply", &id)
+		id := cmID(e.postComment(p.fan, p.creator.ID, "c"+strconv.Itoa(i), nil))
+		e.postComment(p.creator, p.creator.ID, "reply", &id)
 		want = append(want, id.String())
 	}
 	var got []string
@@ -286,9 +286,9 @@ func TestCommentPagination(t *testing.T) {
 
 func TestCommentEdit(t *testing.T) {
 	e := newEnv(t)
-	p := e.newPage()
-	fan2 := e.subscribeFan(p)
-	id := idOf(e.comment(p.fan, p.creator.ID, "first take", nil))
+	p := e.newCommentPage()
+	fan2 := e.cmSubscribeFan(p)
+	id := cmID(e.postComment(p.fan, p.creator.ID, "first take", nil))
 	path := "/api/v1/comments/" + id.String()
 
 	e.clock.Set(e.clock.Now().Add(time.Minute))
@@ -329,13 +329,13 @@ func TestCommentEdit(t *testing.T) {
 
 func TestCommentDelete(t *testing.T) {
 	e := newEnv(t)
-	p := e.newPage()
-	fan2 := e.subscribeFan(p)
-	byAuthor := idOf(e.comment(p.fan, p.creator.ID, "mine", nil))
-	reply := idOf(e.comment(fan2, p.creator.ID, "a reply", &byAuthor))
-	byCreator := idOf(e.comment(p.fan, p.creator.ID, "creator removes", nil))
-	byAdmin := idOf(e.comment(p.fan, p.creator.ID, "admin removes", nil))
-	kept := idOf(e.comment(p.fan, p.creator.ID, "stays", nil))
+	p := e.newCommentPage()
+	fan2 := e.cmSubscribeFan(p)
+	byAuthor := cmID(e.postComment(p.fan, p.creator.ID, "mine", nil))
+	reply := cmID(e.postComment(fan2, p.creator.ID, "a reply", &byAuthor))
+	byCreator := cmID(e.postComment(p.fan, p.creator.ID, "creator removes", nil))
+	byAdmin := cmID(e.postComment(p.fan, p.creator.ID, "admin removes", nil))
+	kept := cmID(e.postComment(p.fan, p.creator.ID, "stays", nil))
 	del := func(id uuid.UUID, u user) response {
 		return e.do(http.MethodDelete, "/api/v1/comments/"+id.String(), u.Token, nil)
 	}
@@ -381,9 +381,9 @@ func TestCommentDelete(t *testing.T) {
 
 func TestCommentLikes(t *testing.T) {
 	e := newEnv(t)
-	p := e.newPage()
-	fan2 := e.subscribeFan(p)
-	id := idOf(e.comment(p.fan, p.creator.ID, "like me", nil))
+	p := e.newCommentPage()
+	fan2 := e.cmSubscribeFan(p)
+	id := cmID(e.postComment(p.fan, p.creator.ID, "like me", nil))
 	path := "/api/v1/comments/" + id.String() + "/like"
 	likes := func(r response) (int, bool) {
 		require.Equal(t, http.StatusOK, r.Code, string(r.Body))
@@ -437,7 +437,7 @@ func TestCommentLikes(t *testing.T) {
 
 func TestCommentRateLimit(t *testing.T) {
 	e := newEnv(t)
-	p := e.newPage()
+	p := e.newCommentPage()
 	// Mid-window, so the sliding estimate has no previous window to weigh.
 	e.clock.Set(e.clock.Now().Truncate(time.Minute).Add(10 * time.Second))
 	for i := range 100 {
@@ -453,8 +453,8 @@ func TestCommentRateLimit(t *testing.T) {
 	require.Equal(t, 100, e.count(`SELECT count(*) FROM comments`))
 
 	// The limit is per user: the creator still comments.
-	e.comment(p.creator, p.creator.ID, "mine", nil)
+	e.postComment(p.creator, p.creator.ID, "mine", nil)
 	// And it is over after the wait.
 	e.clock.Set(e.clock.Now().Add(time.Duration(secs) * time.Second))
-	e.comment(p.fan, p.creator.ID, "later", nil)
+	e.postComment(p.fan, p.creator.ID, "later", nil)
 }
