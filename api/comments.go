@@ -31,8 +31,8 @@ func (s *Server) registerComments(g *gin.RouterGroup) {
 	g.DELETE("/comments/:comment_id/like", s.unlikeComment)
 }
 
-func commentViewer(p Principal) db.Viewer {
-	return db.Viewer{UserID: p.UserID, Admin: p.Role == RoleAdmin}
+func commentViewer(p Principal) db.CommentViewer {
+	return db.CommentViewer{UserID: p.UserID, Admin: p.Role == RoleAdmin}
 }
 
 type commentJSON struct {
@@ -266,7 +266,7 @@ type likesJSON struct {
 	LikedByMe bool      `json:"liked_by_me"`
 }
 
-type likeFunc func(ctx context.Context, q db.Querier, id uuid.UUID, v db.Viewer, now time.Time) (db.Likes, error)
+type likeFunc func(ctx context.Context, q db.Querier, id uuid.UUID, v db.CommentViewer, now time.Time) (db.CommentLikes, error)
 
 // likeComment likes a comment (idempotent: one like per user).
 func (s *Server) likeComment(c *gin.Context) { s.likeOrUnlike(c, db.LikeComment) }

@@ -47,21 +47,23 @@ type CommentInput struct {
 	Content   string
 }
 
-// Viewer is who acts on a comment: a user id, and whether they are an admin (who reads and
+// CommentViewer is who acts on a comment: a user id, and whether they are an admin (who reads and
 // deletes on every page).
-type Viewer struct {
+type CommentViewer struct {
 	UserID uuid.UUID
 	Admin  bool
 }
 
-func forbidden(code, msg string) error { return &Error{Kind: KindForbidden, Code: code, Message: msg} }
+func commentDenied(code, msg string) error {
+	return &Error{Kind: KindForbidden, Code: code, Message: msg}
+}
 
-// activeSubscriber is the SQL condition "user $u may write on creator $c's page at $at": the
+// commentGate is the SQL condition "user $u may write on creator $c's page at $at": the
 // creator themself, or a fan whose subscription is active (status active and period not yet
 // over, the rule of active_subscription_level). FOR SHARE makes a cancellation or expiry
 // being written at the same instant wait for, or be waited on by, the statement that uses it:
 // either the comment is written before the cancellation or it is refused.
-func activeSubscriber(u, c, at string) string {
+func commentGate(u, c, at string) string {
 	return `(` + u + ` = ` + c + ` OR EXISTS (
 		SELECT 1 FROM subscriptions s
 		 WHERE s.fan_id = ` + u + ` AND s.creator_id = ` + c + `
@@ -83,7 +85,7 @@ func CreateComment(ctx context.Context, q Querier, in CommentInput, now time.Tim
 		  FROM (SELECT 1) one
 		  LEFT JOIN comments p ON p.id = $4::uuid AND p.creator_id = $2::uuid AND p.deleted_at IS NULL
 		 WHERE ($4::uuid IS NULL OR (p.id IS NOT NULL AND p.depth < $7))
-		   AND `+activeSubscriber("$3::uuid", "$2::uuid", "$6::timestamptz"),
+		   AND `+commentGate("$3::uuid", "$2::uuid", "$6::timestamptz"),
 		id, in.CreatorID, in.AuthorID, in.ParentID, in.Content, now, MaxCommentDepth)
 	switch pgCode(err) {
 	case "":
@@ -104,12 +106,12 @@ func whyNoComment(ctx context.Context, q Querier, in CommentInput, now time.Time
 	if err := requireCreator(ctx, q, in.CreatorID, missing); err != nil {
 		return err
 	}
-	ok, err := MayWrite(ctx, q, in.AuthorID, in.CreatorID, now)
+	ok, err := MayComment(ctx, q, in.AuthorID, in.CreatorID, now)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return forbidden("no_subscription", "commenting on this page needs an active subscription to the creator")
+		return commentDenied("no_subscription", "commenting on this page needs an active subscription to the creator")
 	}
 	if in.ParentID == nil {
 		return errors.New("comment insert refused for no known reason")
@@ -131,9 +133,9 @@ func whyNoComment(ctx context.Context, q Querier, in CommentInput, now time.Time
 	return errors.New("comment insert refused for no known reason")
 }
 
-// MayWrite reports whether user may comment on and like comments of creator's page at now:
+// MayComment reports whether user may comment on and like comments of creator's page at now:
 // the creator, or a fan with an active subscription.
-func MayWrite(ctx context.Context, q Querier, user, creator uuid.UUID, now time.Time) (bool, error) {
+func MayComment(ctx context.Context, q Querier, user, creator uuid.UUID, now time.Time) (bool, error) {
 	if user == creator {
 		return true, nil
 	}
@@ -141,17 +143,17 @@ func MayWrite(ctx context.Context, q Querier, user, creator uuid.UUID, now time.
 	return ok, err
 }
 
-// mayRead reports whether v reads creator's page: an admin, or whoever may write there.
-func mayRead(ctx context.Context, q Querier, v Viewer, creator uuid.UUID, now time.Time) (bool, error) {
+// mayReadComments reports whether v reads creator's page: an admin, or whoever may write there.
+func mayReadComments(ctx context.Context, q Querier, v CommentViewer, creator uuid.UUID, now time.Time) (bool, error) {
 	if v.Admin {
 		return true, nil
 	}
-	return MayWrite(ctx, q, v.UserID, creator, now)
+	return MayComment(ctx, q, v.UserID, creator, now)
 }
 
 // CheckCommentReader fails unless v may read creator's comments: 404 for an unknown creator,
 // 403 for a reader who is neither the creator, an active subscriber nor an admin.
-func CheckCommentReader(ctx context.Context, q Querier, v Viewer, creator uuid.UUID, now time.Time) error {
+func CheckCommentReader(ctx context.Context, q Querier, v CommentViewer, creator uuid.UUID, now time.Time) error {
 	var exists, ok bool
 	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM creators WHERE id = $1),
 		$3 OR $2 = $1 OR active_subscription_level($2, $1, $4) IS NOT NULL`,
@@ -162,7 +164,7 @@ func CheckCommentReader(ctx context.Context, q Querier, v Viewer, creator uuid.U
 	case !exists:
 		return missing("creator_not_found", "there is no creator with this id")
 	case !ok:
-		return forbidden("no_subscription", "this page's comments are for its subscribers")
+		return commentDenied("no_subscription", "this page's comments are for its subscribers")
 	}
 	return nil
 }
@@ -220,15 +222,15 @@ func ListCommentThreads(ctx context.Context, q Querier, creator, viewer uuid.UUI
 	if err != nil {
 		return nil, nil, err
 	}
-	threads := nest(flat)
+	threads := nestComments(flat)
 	items, next := pageOf(threads, p.Limit, func(c Comment) Cursor { return Cursor{At: c.CreatedAt, ID: c.ID} })
 	return items, next, nil
 }
 
-// nest builds threads from comments ordered top-level first (in page order), then replies by
+// nestComments builds threads from comments ordered top-level first (in page order), then replies by
 // depth and time: top-level comments keep their order, replies sit under their parents
 // oldest first.
-func nest(flat []Comment) []Comment {
+func nestComments(flat []Comment) []Comment {
 	children := map[uuid.UUID][]int{}
 	var tops []int
 	for i, c := range flat {
@@ -270,27 +272,27 @@ func getCommentState(ctx context.Context, q Querier, id uuid.UUID) (commentState
 	return s, err
 }
 
-// notYours is the answer for a comment that exists but that the viewer may not act on: 403
+// commentNotYours is the answer for a comment that exists but that the viewer may not act on: 403
 // with reason when they can see the page, 404 when they cannot (its existence is not theirs
 // to learn).
-func notYours(ctx context.Context, q Querier, v Viewer, s commentState, now time.Time, code, reason string) error {
-	ok, err := mayRead(ctx, q, v, s.creator, now)
+func commentNotYours(ctx context.Context, q Querier, v CommentViewer, s commentState, now time.Time, code, reason string) error {
+	ok, err := mayReadComments(ctx, q, v, s.creator, now)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return missing("comment_not_found", "comment not found")
 	}
-	return forbidden(code, reason)
+	return commentDenied(code, reason)
 }
 
 // EditComment replaces the content of the author's own live comment and stamps edited_at.
 // The author must still be allowed to write on the page.
-func EditComment(ctx context.Context, q Querier, id uuid.UUID, v Viewer, content string, now time.Time) (Comment, error) {
+func EditComment(ctx context.Context, q Querier, id uuid.UUID, v CommentViewer, content string, now time.Time) (Comment, error) {
 	tag, err := q.Exec(ctx, `
 		UPDATE comments c SET content = $3, edited_at = $4
 		 WHERE c.id = $1 AND c.author_id = $2 AND c.deleted_at IS NULL
-		   AND `+activeSubscriber("$2::uuid", "c.creator_id", "$4::timestamptz"),
+		   AND `+commentGate("$2::uuid", "c.creator_id", "$4::timestamptz"),
 		id, v.UserID, content, now)
 	if err != nil {
 		return Comment{}, err
@@ -302,11 +304,11 @@ func EditComment(ctx context.Context, q Querier, id uuid.UUID, v Viewer, content
 		}
 		switch {
 		case s.author != v.UserID:
-			return Comment{}, notYours(ctx, q, v, s, now, "not_author", "only the author edits a comment")
+			return Comment{}, commentNotYours(ctx, q, v, s, now, "not_author", "only the author edits a comment")
 		case s.deleted:
 			return Comment{}, conflict("comment_deleted", "a deleted comment cannot be edited")
 		default:
-			return Comment{}, forbidden("no_subscription", "editing on this page needs an active subscription to the creator")
+			return Comment{}, commentDenied("no_subscription", "editing on this page needs an active subscription to the creator")
 		}
 	}
 	return GetComment(ctx, q, id, v.UserID)
@@ -315,7 +317,7 @@ func EditComment(ctx context.Context, q Querier, id uuid.UUID, v Viewer, content
 // DeleteComment soft-deletes a comment: its content is erased, its replies and likes stay.
 // The author, the creator of the page, or an admin may. Deleting a deleted comment changes
 // nothing and succeeds.
-func DeleteComment(ctx context.Context, q Querier, id uuid.UUID, v Viewer, now time.Time) error {
+func DeleteComment(ctx context.Context, q Querier, id uuid.UUID, v CommentViewer, now time.Time) error {
 	tag, err := q.Exec(ctx, `
 		UPDATE comments SET content = '', deleted_at = $3, deleted_by = $2
 		 WHERE id = $1 AND deleted_at IS NULL AND (author_id = $2 OR creator_id = $2 OR $4)`,
@@ -333,18 +335,18 @@ func DeleteComment(ctx context.Context, q Querier, id uuid.UUID, v Viewer, now t
 	if s.author == v.UserID || s.creator == v.UserID || v.Admin {
 		return nil // already deleted
 	}
-	return notYours(ctx, q, v, s, now, "not_allowed", "only the author, the page's creator or an admin deletes a comment")
+	return commentNotYours(ctx, q, v, s, now, "not_allowed", "only the author, the page's creator or an admin deletes a comment")
 }
 
-// Likes is a comment's like count and whether the viewer is among them.
-type Likes struct {
+// CommentLikes is a comment's like count and whether the viewer is among them.
+type CommentLikes struct {
 	CommentID uuid.UUID
 	Count     int
 	LikedByMe bool
 }
 
-func getLikes(ctx context.Context, q Querier, id, user uuid.UUID) (Likes, error) {
-	l := Likes{CommentID: id}
+func getCommentLikes(ctx context.Context, q Querier, id, user uuid.UUID) (CommentLikes, error) {
+	l := CommentLikes{CommentID: id}
 	err := q.QueryRow(ctx, `SELECT count(*), coalesce(bool_or(user_id = $2), false) FROM comment_likes WHERE comment_id = $1`,
 		id, user).Scan(&l.Count, &l.LikedByMe)
 	return l, err
@@ -352,58 +354,58 @@ func getLikes(ctx context.Context, q Querier, id, user uuid.UUID) (Likes, error)
 
 // LikeComment records v's like of a live comment on a page they may write on; liking twice
 // is one like.
-func LikeComment(ctx context.Context, q Querier, id uuid.UUID, v Viewer, now time.Time) (Likes, error) {
+func LikeComment(ctx context.Context, q Querier, id uuid.UUID, v CommentViewer, now time.Time) (CommentLikes, error) {
 	tag, err := q.Exec(ctx, `
 		INSERT INTO comment_likes (comment_id, user_id, created_at)
 		SELECT c.id, $2, $3 FROM comments c
 		 WHERE c.id = $1 AND c.deleted_at IS NULL
-		   AND `+activeSubscriber("$2::uuid", "c.creator_id", "$3::timestamptz")+`
+		   AND `+commentGate("$2::uuid", "c.creator_id", "$3::timestamptz")+`
 		ON CONFLICT (comment_id, user_id) DO NOTHING`, id, v.UserID, now)
 	if err != nil {
-		return Likes{}, err
+		return CommentLikes{}, err
 	}
 	if tag.RowsAffected() == 0 {
 		s, err := getCommentState(ctx, q, id)
 		if err != nil {
-			return Likes{}, err
+			return CommentLikes{}, err
 		}
-		l, err := getLikes(ctx, q, id, v.UserID)
+		l, err := getCommentLikes(ctx, q, id, v.UserID)
 		if err != nil {
-			return Likes{}, err
+			return CommentLikes{}, err
 		}
 		if l.LikedByMe {
 			return l, nil // liked already
 		}
-		may, err := MayWrite(ctx, q, v.UserID, s.creator, now)
+		may, err := MayComment(ctx, q, v.UserID, s.creator, now)
 		switch {
 		case err != nil:
-			return Likes{}, err
+			return CommentLikes{}, err
 		case !may:
-			return Likes{}, notYours(ctx, q, v, s, now, "no_subscription", "liking on this page needs an active subscription to the creator")
+			return CommentLikes{}, commentNotYours(ctx, q, v, s, now, "no_subscription", "liking on this page needs an active subscription to the creator")
 		case s.deleted:
-			return Likes{}, conflict("comment_deleted", "a deleted comment cannot be liked")
+			return CommentLikes{}, conflict("comment_deleted", "a deleted comment cannot be liked")
 		}
-		return Likes{}, errors.New("like refused for no known reason")
+		return CommentLikes{}, errors.New("like refused for no known reason")
 	}
-	return getLikes(ctx, q, id, v.UserID)
+	return getCommentLikes(ctx, q, id, v.UserID)
 }
 
 // UnlikeComment removes v's like; unliking what v does not like changes nothing. The comment
 // must be one v may read.
-func UnlikeComment(ctx context.Context, q Querier, id uuid.UUID, v Viewer, now time.Time) (Likes, error) {
+func UnlikeComment(ctx context.Context, q Querier, id uuid.UUID, v CommentViewer, now time.Time) (CommentLikes, error) {
 	s, err := getCommentState(ctx, q, id)
 	if err != nil {
-		return Likes{}, err
+		return CommentLikes{}, err
 	}
-	ok, err := mayRead(ctx, q, v, s.creator, now)
+	ok, err := mayReadComments(ctx, q, v, s.creator, now)
 	if err != nil {
-		return Likes{}, err
+		return CommentLikes{}, err
 	}
 	if !ok {
-		return Likes{}, missing("comment_not_found", "comment not found")
+		return CommentLikes{}, missing("comment_not_found", "comment not found")
 	}
 	if _, err := q.Exec(ctx, `DELETE FROM comment_likes WHERE comment_id = $1 AND user_id = $2`, id, v.UserID); err != nil {
-		return Likes{}, err
+		return CommentLikes{}, err
 	}
-	return getLikes(ctx, q, id, v.UserID)
+	return getCommentLikes(ctx, q, id, v.UserID)
 }

@@ -32,8 +32,8 @@ func commentPage(t *testing.T, pool *pgxpool.Pool, now time.Time) (creator, fan,
 	return creator, fan, s.ID
 }
 
-// waitForLockWait blocks until some backend of the database waits for a lock.
-func waitForLockWait(t *testing.T, pool *pgxpool.Pool) {
+// waitForCommentInsertLock blocks until some backend of the database waits for a lock.
+func waitForCommentInsertLock(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		var n int
@@ -64,7 +64,7 @@ func TestCommentInsertRacesACancellation(t *testing.T) {
 			_, err := db.CreateComment(context.Background(), pool, db.CommentInput{CreatorID: creator, AuthorID: fan, Content: "racing"}, now)
 			done <- err
 		}()
-		waitForLockWait(t, pool)
+		waitForCommentInsertLock(t, pool)
 		if commit {
 			require.NoError(t, tx.Commit(ctx))
 		} else {
@@ -100,11 +100,11 @@ func TestCommentEditAndLikeFollowTheSubscription(t *testing.T) {
 	c, err := db.CreateComment(ctx, pool, db.CommentInput{CreatorID: creator, AuthorID: fan, Content: "hello"}, now)
 	require.NoError(t, err)
 	require.Equal(t, c.ID, c.RootID)
-	me := db.Viewer{UserID: fan}
+	me := db.CommentViewer{UserID: fan}
 
 	l, err := db.LikeComment(ctx, pool, c.ID, me, now)
 	require.NoError(t, err)
-	require.Equal(t, db.Likes{CommentID: c.ID, Count: 1, LikedByMe: true}, l)
+	require.Equal(t, db.CommentLikes{CommentID: c.ID, Count: 1, LikedByMe: true}, l)
 
 	_, err = db.CancelSubscription(ctx, pool, sub, now.Add(time.Minute))
 	require.NoError(t, err)
