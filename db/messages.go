@@ -294,3 +294,79 @@ func MayMessage(ctx context.Context, q Querier, from, to uuid.UUID, now time.Tim
 		from, to, now, DMTierLevel).Scan(&ok)
 	return ok, err
 }
+
+// Real-time channels: typing indicators and presence, announced with ids only.
+const (
+	TypingChannel   = "message_typing"
+	PresenceChannel = "presence"
+)
+
+// TypingEvent is the NOTIFY payload of a typing indicator.
+type TypingEvent struct {
+	From     uuid.UUID `json:"from"`
+	To       uuid.UUID `json:"to"`
+	IsTyping bool      `json:"is_typing"`
+}
+
+// PresenceEvent is the NOTIFY payload of a user coming online or going offline.
+type PresenceEvent struct {
+	UserID   uuid.UUID `json:"user_id"`
+	Status   string    `json:"status"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// NotifyTyping announces a typing indicator to every instance.
+func NotifyTyping(ctx context.Context, q Querier, ev TypingEvent) error {
+	b, _ := json.Marshal(ev)
+	_, err := q.Exec(ctx, `SELECT pg_notify($1, $2)`, TypingChannel, string(b))
+	return err
+}
+
+// OpenSession records an open WebSocket of user on an instance and, when it is the user's
+// first anywhere, announces them online (in the same statement).
+func OpenSession(ctx context.Context, q Querier, session, user, instance uuid.UUID, now time.Time) error {
+	_, err := q.Exec(ctx, `
+		WITH ins AS (
+			INSERT INTO ws_sessions (id, user_id, instance_id, connected_at) VALUES ($1, $2, $3, $4) RETURNING user_id
+		)
+		SELECT pg_notify($5, json_build_object('user_id', $2::uuid, 'status', 'online', 'last_seen', $4::timestamptz)::text)
+		  FROM ins WHERE NOT EXISTS (SELECT 1 FROM ws_sessions WHERE user_id = $2)`,
+		session, user, instance, now, PresenceChannel)
+	return err
+}
+
+// CloseSession removes an open WebSocket and, when it was the user's last anywhere, records
+// last seen and announces them offline (in the same statement).
+func CloseSession(ctx context.Context, q Querier, session, user uuid.UUID, now time.Time) error {
+	_, err := q.Exec(ctx, `
+		WITH del AS (DELETE FROM ws_sessions WHERE id = $1 RETURNING user_id),
+		seen AS (
+			INSERT INTO user_last_seen (user_id, last_seen) SELECT user_id, $3 FROM del
+			ON CONFLICT (user_id) DO UPDATE SET last_seen = EXCLUDED.last_seen RETURNING user_id
+		)
+		SELECT pg_notify($4, json_build_object('user_id', $2::uuid, 'status', 'offline', 'last_seen', $3::timestamptz)::text)
+		  FROM del WHERE NOT EXISTS (SELECT 1 FROM ws_sessions WHERE user_id = $2 AND id <> $1)`,
+		session, user, now, PresenceChannel)
+	return err
+}
+
+// Contacts returns the users user has a conversation with.
+func Contacts(ctx context.Context, q Querier, user uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.Query(ctx, `SELECT DISTINCT CASE WHEN sender_id = $1 THEN recipient_id ELSE sender_id END
+		FROM messages WHERE sender_id = $1 OR recipient_id = $1`, user)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+}
+
+// OnlineContacts returns user's contacts with an open WebSocket on any instance.
+func OnlineContacts(ctx context.Context, q Querier, user uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.Query(ctx, `SELECT DISTINCT s.user_id FROM ws_sessions s
+		WHERE s.user_id IN (SELECT CASE WHEN sender_id = $1 THEN recipient_id ELSE sender_id END
+		                      FROM messages WHERE sender_id = $1 OR recipient_id = $1)`, user)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+}
