@@ -28,6 +28,11 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests move it.
 	Now func() time.Time
+	// Context is the server's lifetime: when it ends, WebSockets close with "going away" and
+	// the real-time listener stops. Nil means context.Background().
+	Context context.Context
+	// Realtime tunes the WebSocket (heartbeat, buffers, limits); zero values are defaults.
+	Realtime RealtimeOptions
 }
 
 // Server holds the handlers' dependencies.
@@ -37,6 +42,7 @@ type Server struct {
 	cfg      *config.Config
 	logger   *slog.Logger
 	now      func() time.Time
+	rt       *realtime
 }
 
 // NewRouter builds the HTTP handler with every route of the API.
@@ -80,6 +86,7 @@ func newServer(d Deps) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.rt = newRealtime(s, d.Context, d.Realtime)
 	return s
 }
 

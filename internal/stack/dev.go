@@ -180,7 +180,7 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return workers.Run(gctx, workerDeps(cfg, logger, tc, pool, s3c), cfg.TaskQueues) })
 	g.Go(func() error {
-		return serveListener(gctx, l, newAPIHandler(cfg, logger, pool, tc), logger)
+		return serveListener(gctx, l, newAPIHandler(gctx, cfg, logger, pool, tc), logger)
 	})
 
 	apiURL := "http://" + l.Addr().String()

@@ -110,11 +110,11 @@ func workerDeps(cfg *config.Config, logger *slog.Logger, tc client.Client, pool 
 }
 
 func serveAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger, pool *pgxpool.Pool, tc client.Client) error {
-	return serveHTTP(ctx, cfg.HTTPAddr, newAPIHandler(cfg, logger, pool, tc), logger)
+	return serveHTTP(ctx, cfg.HTTPAddr, newAPIHandler(ctx, cfg, logger, pool, tc), logger)
 }
 
-func newAPIHandler(cfg *config.Config, logger *slog.Logger, pool *pgxpool.Pool, tc client.Client) http.Handler {
-	return api.NewRouter(api.Deps{Pool: pool, Temporal: tc, Config: cfg, Logger: logger})
+func newAPIHandler(ctx context.Context, cfg *config.Config, logger *slog.Logger, pool *pgxpool.Pool, tc client.Client) http.Handler {
+	return api.NewRouter(api.Deps{Pool: pool, Temporal: tc, Config: cfg, Logger: logger, Context: ctx})
 }
 
 // opsHandler serves a worker's /health and /metrics.

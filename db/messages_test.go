@@ -1,0 +1,105 @@
+package db_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creatorvault/orchestrator/db"
+	"github.com/creatorvault/orchestrator/internal/testharness"
+)
+
+// dmFixture makes a creator with a tier of level and a fan subscribed to it.
+func dmFixture(t *testing.T, pool *pgxpool.Pool, level int) (fan, creator uuid.UUID) {
+	t.Helper()
+	ctx := t.Context()
+	fan, creator, tier := uuid.New(), uuid.New(), uuid.New()
+	_, err := pool.Exec(ctx, `INSERT INTO users (id, role, display_name) VALUES ($1, 'fan', 'f'), ($2, 'creator', 'c')`, fan, creator)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO creators (id, handle) VALUES ($1, $2)`, creator, "c_"+strings.ReplaceAll(creator.String()[:8], "-", ""))
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO subscription_tiers (id, creator_id, name, level, price_stroops, asset) VALUES ($1, $2, 'T', $3, 1, 'USDC')`, tier, creator, level)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO subscriptions (id, fan_id, creator_id, tier_id, started_at, current_period_end)
+		VALUES ($1, $2, $3, $4, now() - interval '1 day', now() + interval '29 days')`, uuid.New(), fan, creator, tier)
+	require.NoError(t, err)
+	return fan, creator
+}
+
+func listen(t *testing.T, channel string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), testharness.Postgres(t).URL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	_, err = conn.Exec(t.Context(), "LISTEN "+pgx.Identifier{channel}.Sanitize())
+	require.NoError(t, err)
+	return conn
+}
+
+func waitNotify(t *testing.T, conn *pgx.Conn) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	n, err := conn.WaitForNotification(ctx)
+	require.NoError(t, err)
+	return n.Payload
+}
+
+func TestSendMessageNotifiesIdsOnly(t *testing.T) {
+	pool := testharness.Pool(t)
+	ctx := t.Context()
+	fan, creator := dmFixture(t, pool, 3)
+	conn := listen(t, db.MessagesChannel)
+
+	ct := make([]byte, 100)
+	_, _ = rand.Read(ct)
+	nonce := make([]byte, 24)
+	m, err := db.SendMessage(ctx, pool, db.MessageInput{SenderID: fan, RecipientID: creator, Ciphertext: ct, Nonce: nonce}, time.Now())
+	require.NoError(t, err)
+	payload := waitNotify(t, conn)
+	var ev map[string]any
+	require.NoError(t, json.Unmarshal([]byte(payload), &ev))
+	require.Equal(t, map[string]any{"id": m.ID.String(), "sender_id": fan.String(), "recipient_id": creator.String()}, ev)
+
+	// A Silver fan is refused, and nothing is announced.
+	silverFan, silverCreator := dmFixture(t, pool, 2)
+	_, err = db.SendMessage(ctx, pool, db.MessageInput{SenderID: silverFan, RecipientID: silverCreator, Ciphertext: ct, Nonce: nonce}, time.Now())
+	e, ok := db.AsError(err)
+	require.True(t, ok)
+	require.Equal(t, db.KindForbidden, e.Kind)
+	// The creator may now reply to the fan who wrote.
+	_, err = db.SendMessage(ctx, pool, db.MessageInput{SenderID: creator, RecipientID: fan, Ciphertext: ct, Nonce: nonce}, time.Now())
+	require.NoError(t, err)
+	var ev2 db.MessageEvent
+	require.NoError(t, json.Unmarshal([]byte(waitNotify(t, conn)), &ev2))
+	require.Equal(t, fan, ev2.RecipientID)
+}
+
+func TestPresenceSessions(t *testing.T) {
+	pool := testharness.Pool(t)
+	ctx := t.Context()
+	conn := listen(t, db.PresenceChannel)
+	user, inst := uuid.New(), uuid.New()
+	s1, s2 := uuid.New(), uuid.New()
+	now := time.Now()
+
+	require.NoError(t, db.OpenSession(ctx, pool, s1, user, inst, now))
+	require.Contains(t, waitNotify(t, conn), `"online"`)
+	require.NoError(t, db.OpenSession(ctx, pool, s2, user, inst, now)) // second device: no event
+	require.NoError(t, db.CloseSession(ctx, pool, s1, user, now))      // one left: no event
+	require.NoError(t, db.CloseSession(ctx, pool, s2, user, now))
+	var ev db.PresenceEvent
+	require.NoError(t, json.Unmarshal([]byte(waitNotify(t, conn)), &ev))
+	require.Equal(t, "offline", ev.Status)
+	require.Equal(t, user, ev.UserID)
+	var seen time.Time
+	require.NoError(t, pool.QueryRow(ctx, `SELECT last_seen FROM user_last_seen WHERE user_id = $1`, user).Scan(&seen))
+}
