@@ -157,6 +157,12 @@ func (b *bailout) upsert(ctx workflow.Context) {
 		BailoutStateKey.ValueSet(b.st.State), BailoutApprovalsKey.ValueSet(int64(len(b.st.Approvals))))
 }
 
+// markCancelled records a verified cancel; the main loop releases the reservation.
+func (b *bailout) markCancelled(ctx workflow.Context, signer string) {
+	b.cancelled, b.st.CancelledBy, b.st.State = true, signer, StateCancelled
+	b.upsert(ctx)
+}
+
 func (b *bailout) reject(ctx workflow.Context, kind, signer string, err error) {
 	b.st.Rejected = append(b.st.Rejected, RejectedAttempt{Kind: kind, Signer: signer, Reason: err.Error(), At: workflow.Now(ctx).UTC()})
 }
@@ -209,7 +215,7 @@ func Bailout(ctx workflow.Context, in BailoutInput) (BailoutStatus, error) {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, BailoutCancel,
 		func(ctx workflow.Context, c CancelRequest) (BailoutStatus, error) {
-			b.cancelled, b.st.CancelledBy = true, c.Signer
+			b.markCancelled(ctx, c.Signer)
 			return b.st, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, c CancelRequest) error { return b.verifyCancel(c) }},
@@ -237,7 +243,7 @@ func Bailout(ctx workflow.Context, in BailoutInput) (BailoutStatus, error) {
 				b.reject(ctx, "cancel", c.Signer, err)
 				continue
 			}
-			b.cancelled, b.st.CancelledBy = true, c.Signer
+			b.markCancelled(ctx, c.Signer)
 		}
 	})
 	b.upsert(ctx)
