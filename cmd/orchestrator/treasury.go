@@ -159,13 +159,9 @@ func (a *app) bailoutCmd() *cobra.Command {
 		Short: "Sign a bailout's transaction hash (or its cancel message) offline; prints only the signature",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := os.ReadFile(keyFile)
+			kp, err := readSeed(keyFile)
 			if err != nil {
-				return fmt.Errorf("--key-file: %w", err)
-			}
-			kp, err := keypair.ParseFull(strings.TrimSpace(string(raw)))
-			if err != nil {
-				return errors.New("--key-file does not hold a Stellar secret seed (S...)")
+				return err
 			}
 			msg, err := contracts.TxHashBytes(hash)
 			if err != nil {
@@ -188,10 +184,10 @@ func (a *app) bailoutCmd() *cobra.Command {
 	_ = sign.MarkFlagRequired("key-file")
 	_ = sign.MarkFlagRequired("hash")
 
-	signed := func(use, short, path string) *cobra.Command {
-		var signer, signature string
+	signed := func(use, short, path string, message func(hash string) ([]byte, error)) *cobra.Command {
+		var signer, signature, keyFile string
 		c := &cobra.Command{
-			Use: use + " ID --signer G... --signature SIG", Short: short, Args: cobra.ExactArgs(1),
+			Use: use + " ID (--signer G... --signature SIG | --key-file FILE)", Short: short, Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				if _, err := uuid.Parse(args[0]); err != nil {
 					return errors.New("ID must be a bailout id (UUID)")
@@ -199,6 +195,30 @@ func (a *app) bailoutCmd() *cobra.Command {
 				c, err := a.client(base, token, dataDir)
 				if err != nil {
 					return err
+				}
+				if keyFile != "" {
+					kp, err := readSeed(keyFile)
+					if err != nil {
+						return err
+					}
+					var st struct {
+						TxHash string `json:"tx_hash"`
+					}
+					if err := c.do(http.MethodGet, "/api/v1/bailouts/"+args[0], nil, &st); err != nil {
+						return err
+					}
+					msg, err := message(st.TxHash)
+					if err != nil {
+						return errors.New("the bailout has no transaction yet; try again in a moment")
+					}
+					sig, err := kp.Sign(msg)
+					if err != nil {
+						return err
+					}
+					signer, signature = kp.Address(), activities.SignatureBase64(sig)
+				}
+				if signer == "" || signature == "" {
+					return errors.New("pass --signer and --signature, or --key-file")
 				}
 				var out map[string]any
 				if err := c.do(http.MethodPost, "/api/v1/bailouts/"+args[0]+path,
@@ -208,16 +228,34 @@ func (a *app) bailoutCmd() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), out)
 			},
 		}
-		c.Flags().StringVar(&signer, "signer", "", "the council member's public key (required)")
-		c.Flags().StringVar(&signature, "signature", "", "the signature from `bailout sign` (required)")
-		_ = c.MarkFlagRequired("signer")
-		_ = c.MarkFlagRequired("signature")
+		c.Flags().StringVar(&signer, "signer", "", "the council member's public key")
+		c.Flags().StringVar(&signature, "signature", "", "the signature from `bailout sign`")
+		c.Flags().StringVar(&keyFile, "key-file", "", "sign here with this secret seed file instead (the seed never leaves this machine)")
 		return c
 	}
 	cmd.AddCommand(request, status, sign,
-		signed("approve", "Hand a council member's signature to the bailout (refused at once when invalid)", "/approvals"),
-		signed("cancel", "Cancel a bailout with a council member's signed cancel message", "/cancel"))
+		signed("approve", "Hand a council member's signature to the bailout (refused at once when invalid)", "/approvals", contracts.TxHashBytes),
+		signed("cancel", "Cancel a bailout with a council member's signed cancel message", "/cancel",
+			func(h string) ([]byte, error) {
+				if _, err := contracts.TxHashBytes(h); err != nil {
+					return nil, err
+				}
+				return contracts.CancelMessage(h), nil
+			}))
 	return cmd
+}
+
+// readSeed reads a council member's secret seed file; errors never echo its content.
+func readSeed(path string) (*keypair.Full, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--key-file: %w", err)
+	}
+	kp, err := keypair.ParseFull(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return nil, errors.New("--key-file does not hold a Stellar secret seed (S...)")
+	}
+	return kp, nil
 }
 
 func (a *app) treasuryCmd() *cobra.Command {

@@ -33,7 +33,7 @@ func devTreasury(ctx context.Context, cfg *config.Config, dataDir string, stack 
 			}
 			t.CouncilKeys = append(t.CouncilKeys, kp.Address())
 		}
-		lines = append(lines, "council keys: "+filepath.Join(dataDir, "council", "{1..5}.secret")+" (demo; sign with `orchestrator bailout sign`)")
+		lines = append(lines, "council keys (demo): "+filepath.Join(dataDir, "council", "{1..5}.secret")+" = "+strings.Join(t.CouncilKeys, ","))
 	}
 	if t.Account == "" {
 		kp, err := loadOrCreateKey(filepath.Join(dataDir, "treasury", "account.secret"))
