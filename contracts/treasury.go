@@ -138,9 +138,13 @@ type Window struct {
 }
 
 // BailoutWindow computes the window of a bailout requested at t, in whole seconds as
-// Stellar time bounds are.
+// Stellar time bounds are. The unlock rounds up, so the timelock is never shorter than asked.
 func BailoutWindow(requestedAt time.Time, timelock, grace time.Duration) Window {
-	u := requestedAt.Add(timelock).Truncate(time.Second).UTC()
+	end := requestedAt.Add(timelock).UTC()
+	u := end.Truncate(time.Second)
+	if u.Before(end) {
+		u = u.Add(time.Second)
+	}
 	return Window{Unlock: u, Expiry: u.Add(grace).UTC()}
 }
 

@@ -110,10 +110,13 @@ func TestCouncilSignatures(t *testing.T) {
 func TestWindow(t *testing.T) {
 	at := time.Date(2026, 1, 1, 12, 0, 0, 500, time.UTC)
 	w := BailoutWindow(at, 14*24*time.Hour, 7*24*time.Hour)
-	require.Equal(t, time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC), w.Unlock)
-	require.Equal(t, time.Date(2026, 1, 22, 12, 0, 0, 0, time.UTC), w.Expiry)
+	require.Equal(t, time.Date(2026, 1, 15, 12, 0, 1, 0, time.UTC), w.Unlock, "rounded up: never early")
+	require.Equal(t, time.Date(2026, 1, 22, 12, 0, 1, 0, time.UTC), w.Expiry)
+	exact := BailoutWindow(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), 14*24*time.Hour, 7*24*time.Hour)
+	require.Equal(t, time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC), exact.Unlock)
 	require.False(t, ReadyToExecute(5, w.Unlock.Add(-time.Second), w))
 	require.False(t, ReadyToExecute(4, w.Unlock, w))
 	require.True(t, ReadyToExecute(5, w.Unlock, w))
+	require.False(t, ReadyToExecute(5, at.Add(14*24*time.Hour), w))
 	require.False(t, ReadyToExecute(5, w.Expiry, w))
 }
