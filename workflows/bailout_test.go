@@ -342,3 +342,27 @@ func TestBailoutReservationRefused(t *testing.T) {
 	require.Equal(t, StateRejected, st.State)
 	require.Contains(t, st.Error, "available")
 }
+
+// Approvals and a cancel as signals (the `temporal workflow signal` / Web UI path) are
+// verified like updates: valid ones count, invalid ones are recorded as rejected.
+func TestBailoutApprovalsBySignal(t *testing.T) {
+	f := newBailoutFixture(t)
+	f.onClose(0)
+	f.onExecute(0)
+	f.at(time.Hour, func() {
+		bad := f.approval(0)
+		bad.Signer = f.council[1].Address()
+		f.env.SignalWorkflow(BailoutApprove, bad)
+		for i := range 5 {
+			f.env.SignalWorkflow(BailoutApprove, f.approval(i))
+		}
+		f.env.SignalWorkflow(BailoutCancel, CancelRequest{Signer: f.council[0].Address(), Signature: f.approval(0).Signature})
+	})
+	st := f.run()
+	require.Equal(t, StateExecuted, st.State)
+	require.Len(t, st.Approvals, 5)
+	require.Len(t, st.Rejected, 2)
+	require.Equal(t, "approval", st.Rejected[0].Kind)
+	require.Equal(t, "cancel", st.Rejected[1].Kind)
+	require.Len(t, f.executed, 1)
+}
