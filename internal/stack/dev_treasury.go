@@ -2,12 +2,91 @@ package stack
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/stellar/go-stellar-sdk/keypair"
 
 	"github.com/creatorvault/orchestrator/internal/config"
+	"github.com/creatorvault/orchestrator/internal/localhorizon"
 )
 
-// devTreasury fills in the treasury domain's dev defaults.
+// devTreasury fills in the treasury domain's dev defaults: five demo council key pairs
+// (<dataDir>/council/N.secret, mode 0600), a demo treasury account and USDC issuer, and a
+// local Horizon stand-in on which the treasury is 5-of-5 over the council keys. Whatever the
+// environment sets is kept.
 func devTreasury(ctx context.Context, cfg *config.Config, dataDir string, stack *cleanup) ([]string, error) {
-	_, _, _, _ = ctx, cfg, dataDir, stack
-	return nil, nil
+	_ = ctx
+	t := &cfg.Treasury
+	var lines []string
+	if len(t.CouncilKeys) == 0 {
+		for i := 1; i <= 5; i++ {
+			kp, err := loadOrCreateKey(filepath.Join(dataDir, "council", fmt.Sprintf("%d.secret", i)))
+			if err != nil {
+				return nil, err
+			}
+			t.CouncilKeys = append(t.CouncilKeys, kp.Address())
+		}
+		lines = append(lines, "council keys (demo): "+filepath.Join(dataDir, "council", "{1..5}.secret")+" = "+strings.Join(t.CouncilKeys, ","))
+	}
+	if t.Account == "" {
+		kp, err := loadOrCreateKey(filepath.Join(dataDir, "treasury", "account.secret"))
+		if err != nil {
+			return nil, err
+		}
+		t.Account = kp.Address()
+	}
+	if t.USDCIssuer == "" {
+		kp, err := loadOrCreateKey(filepath.Join(dataDir, "treasury", "usdc-issuer.secret"))
+		if err != nil {
+			return nil, err
+		}
+		t.USDCIssuer = kp.Address()
+	}
+	if t.HorizonURL == "" {
+		hz := localhorizon.New(t.NetworkPassphrase)
+		hz.AddAccount(t.Account, 1, t.CouncilKeys)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("local Horizon: %w", err)
+		}
+		srv := &http.Server{Handler: hz, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		stack.add("local horizon", func() error { return srv.Close() })
+		t.HorizonURL = "http://" + ln.Addr().String()
+		lines = append(lines, "local Horizon (stand-in, checks 5-of-5 signatures): "+t.HorizonURL)
+	}
+	return lines, nil
+}
+
+// loadOrCreateKey reads a Stellar secret seed from path, or creates one (mode 0600).
+func loadOrCreateKey(path string) (*keypair.Full, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		kp, err := keypair.ParseFull(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, fmt.Errorf("%s: not a Stellar secret seed", path)
+		}
+		return kp, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	kp, err := keypair.Random()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(kp.Seed()+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return kp, nil
 }
