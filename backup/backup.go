@@ -490,3 +490,51 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// Resolve finds a complete backup from the store alone (no catalog, so it works on a new
+// server): ref is a backup id, or "latest" for the newest; a non-zero at picks the newest
+// started at or before it.
+func Resolve(ctx context.Context, st Store, ref string, at time.Time) (*Manifest, error) {
+	if ref != "" && ref != "latest" {
+		m, err := ReadManifest(ctx, st, ref)
+		if err != nil {
+			return nil, err
+		}
+		if !at.IsZero() && m.StartedAt.After(at) {
+			return nil, fmt.Errorf("backup %s started at %s, after --at %s", ref, m.StartedAt.Format(time.RFC3339), at.Format(time.RFC3339))
+		}
+		return m, nil
+	}
+	var best *Manifest
+	p := s3.NewListObjectsV2Paginator(st.S3, &s3.ListObjectsV2Input{Bucket: aws.String(st.Bucket), Prefix: aws.String(st.prefix())})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("backup: list s3://%s/%s: %w", st.Bucket, st.prefix(), err)
+		}
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			if !strings.HasSuffix(key, ".manifest.json") {
+				continue
+			}
+			id := strings.TrimSuffix(strings.TrimPrefix(key, st.prefix()), ".manifest.json")
+			m, err := ReadManifest(ctx, st, id)
+			if err != nil {
+				return nil, err
+			}
+			if !at.IsZero() && m.StartedAt.After(at) {
+				continue
+			}
+			if best == nil || m.StartedAt.After(best.StartedAt) {
+				best = m
+			}
+		}
+	}
+	if best == nil {
+		if at.IsZero() {
+			return nil, fmt.Errorf("no complete backup in s3://%s/%s", st.Bucket, st.prefix())
+		}
+		return nil, fmt.Errorf("no complete backup at or before %s in s3://%s/%s", at.Format(time.RFC3339), st.Bucket, st.prefix())
+	}
+	return best, nil
+}

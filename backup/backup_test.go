@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -252,4 +253,41 @@ func TestS3Unreachable(t *testing.T) {
 	_, err := Run(context.Background(), Store{S3: bad, Bucket: f.store.Bucket}, f.opts)
 	require.Error(t, err)
 	require.ErrorContains(t, err, "connection refused")
+}
+
+func TestResolveAndOrphanedUpload(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	// An upload left by a worker killed mid-way (it could not abort it).
+	_, err := f.store.S3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(f.store.Bucket), Key: aws.String(f.store.ObjectKey(f.opts.ID))})
+	require.NoError(t, err)
+	ups, err := Unfinished(ctx, f.store)
+	require.NoError(t, err)
+	require.Len(t, ups, 1)
+
+	first, err := Run(ctx, f.store, f.opts)
+	require.NoError(t, err)
+	ups, err = Unfinished(ctx, f.store)
+	require.NoError(t, err)
+	require.Empty(t, ups, "the retry aborts the orphaned upload")
+
+	f.opts.ID = "b-second"
+	second, err := Run(ctx, f.store, f.opts)
+	require.NoError(t, err)
+
+	m, err := Resolve(ctx, f.store, "latest", time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, second.ID, m.ID)
+	m, err = Resolve(ctx, f.store, "latest", first.FinishedAt)
+	require.NoError(t, err)
+	require.Equal(t, first.ID, m.ID)
+	_, err = Resolve(ctx, f.store, "latest", first.StartedAt.Add(-time.Hour))
+	require.ErrorContains(t, err, "no complete backup at or before")
+	m, err = Resolve(ctx, f.store, first.ID, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, first.ID, m.ID)
+
+	require.NoError(t, Delete(ctx, f.store, first.ID))
+	_, err = ReadManifest(ctx, f.store, first.ID)
+	require.ErrorIs(t, err, ErrNoManifest)
 }
