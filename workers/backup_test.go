@@ -13,7 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/internal/config"
@@ -88,10 +91,43 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, drills, 1)
 	require.Equal(t, "pass", drills[0].Outcome)
+	writeHistory(t, c, run.GetID(), "backup_history.json")
 	row, err = db.GetBackup(ctx, pool, bres.BackupID)
 	require.NoError(t, err)
 	require.NotNil(t, row.VerifiedAt)
+	// RTO breach: with a tiny target the timer fires first, the drill still verifies and
+	// the report says so.
+	drun, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "e2e-drill-breach-" + t.Name(), TaskQueue: workflows.DrillTaskQueue},
+		workflows.DrillWorkflow, workflows.DrillInput{BackupID: bres.BackupID, RTOTarget: time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, drun.Get(ctx, &rep))
+	require.Equal(t, workflows.DrillRTOExceeded, rep.Outcome, rep.Error)
+	require.True(t, rep.Breached)
+	require.True(t, rep.Verified)
+	require.NotEmpty(t, rep.Recommendations)
+	writeHistory(t, c, drun.GetID(), "drill_history.json")
+
 	var n int
 	require.NoError(t, testharness.Pool(t).QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname LIKE 'drill_%'`).Scan(&n))
 	require.Zero(t, n, "the scratch database is dropped")
+}
+
+// writeHistory saves a workflow's history for the replay tests in workflows/testdata when
+// UPDATE_HISTORY is set.
+func writeHistory(t *testing.T, c client.Client, workflowID, name string) {
+	t.Helper()
+	if os.Getenv("UPDATE_HISTORY") == "" {
+		return
+	}
+	ctx := context.Background()
+	iter := c.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &historypb.History{}
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "testdata", name), b, 0o644))
 }

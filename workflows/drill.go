@@ -116,7 +116,11 @@ func DrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, error) {
 	stepStart = workflow.Now(ctx)
 	restore := workflow.ExecuteActivity(restoreCtx, a.Restore, activities.DrillRestoreInput{DrillID: rep.DrillID, BackupID: rep.BackupID})
 	timerCtx, cancelTimer := workflow.WithCancel(ctx)
-	timer := workflow.NewTimer(timerCtx, in.RTOTarget-workflow.Now(ctx).Sub(start))
+	remaining := in.RTOTarget - workflow.Now(ctx).Sub(start)
+	if remaining < time.Millisecond {
+		remaining = time.Millisecond
+	}
+	timer := workflow.NewTimer(timerCtx, remaining)
 
 	var restored activities.DrillRestoreResult
 	var restoreErr error
@@ -178,14 +182,11 @@ func recommendations(r DrillReport) []string {
 	if r.Outcome == DrillFail {
 		out = append(out, "The drill failed: fix the cause before relying on these backups.")
 	}
-	if r.RTOTargetSeconds > 0 {
-		pct := 100 * r.RTOSeconds / r.RTOTargetSeconds
-		switch {
-		case pct > 100:
-			out = append(out, fmt.Sprintf("RTO %ds exceeds the %ds target (%d%%): restore with more pg_restore jobs, a faster network to S3, or raise the target.", r.RTOSeconds, r.RTOTargetSeconds, pct))
-		case pct > 50:
-			out = append(out, fmt.Sprintf("RTO is %d%% of the target: the target is at risk as the database grows.", pct))
-		}
+	switch {
+	case r.Outcome == DrillRTOExceeded || r.Breached:
+		out = append(out, fmt.Sprintf("RTO %ds exceeds the %ds target: restore with more pg_restore jobs, a faster network to S3, or raise the target.", r.RTOSeconds, r.RTOTargetSeconds))
+	case r.RTOTargetSeconds > 0 && 2*r.RTOSeconds > r.RTOTargetSeconds:
+		out = append(out, fmt.Sprintf("RTO is %d%% of the target: the target is at risk as the database grows.", 100*r.RTOSeconds/r.RTOTargetSeconds))
 	}
 	return out
 }
