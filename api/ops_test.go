@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/creatorvault/orchestrator/db"
+	"github.com/creatorvault/orchestrator/internal/testharness"
 )
 
 func TestOpsEndpointsNeedAdmin(t *testing.T) {
@@ -64,4 +65,40 @@ func TestListBackupsAndDrills(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, r.Code)
 	r = e.do(http.MethodPost, "/api/v1/ops/drills", admin, map[string]any{"bogus": 1})
 	require.Equal(t, http.StatusBadRequest, r.Code)
+}
+
+// With Temporal, the start endpoints start the workflows on their task queues (no worker
+// here: the test checks what was started, then terminates it) and audit who did it.
+func TestStartBackupAndDrill(t *testing.T) {
+	tc := testharness.Temporal(t)
+	e := newEnv(t, withTemporal(tc))
+	ctx := context.Background()
+	admin := e.as(RoleAdmin)
+
+	r := e.do(http.MethodPost, "/api/v1/ops/backups", admin.Token, nil)
+	require.Equal(t, http.StatusAccepted, r.Code, string(r.Body))
+	wfID := r.JSON(t)["workflow_id"].(string)
+	desc, err := tc.DescribeWorkflowExecution(ctx, wfID, "")
+	require.NoError(t, err)
+	require.Equal(t, "BackupWorkflow", desc.GetWorkflowExecutionInfo().GetType().GetName())
+	require.Equal(t, "backup", desc.GetWorkflowExecutionInfo().GetTaskQueue())
+	require.NoError(t, tc.TerminateWorkflow(ctx, wfID, "", "test"))
+
+	// An unknown backup is a 404 and starts nothing.
+	r = e.do(http.MethodPost, "/api/v1/ops/drills", admin.Token, map[string]any{"backup_id": "nope"})
+	require.Equal(t, http.StatusNotFound, r.Code, string(r.Body))
+
+	e.clock.Set(e.clock.Now().Add(time.Second))
+	r = e.do(http.MethodPost, "/api/v1/ops/drills", admin.Token, nil)
+	require.Equal(t, http.StatusAccepted, r.Code, string(r.Body))
+	wfID = r.JSON(t)["workflow_id"].(string)
+	desc, err = tc.DescribeWorkflowExecution(ctx, wfID, "")
+	require.NoError(t, err)
+	require.Equal(t, "DrillWorkflow", desc.GetWorkflowExecutionInfo().GetType().GetName())
+	require.Equal(t, "drill", desc.GetWorkflowExecutionInfo().GetTaskQueue())
+	require.NoError(t, tc.TerminateWorkflow(ctx, wfID, "", "test"))
+
+	var n int
+	require.NoError(t, e.pool.QueryRow(ctx, `SELECT count(*) FROM access_log WHERE action IN ('backup.start', 'drill.start')`).Scan(&n))
+	require.Equal(t, 2, n)
 }
