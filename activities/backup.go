@@ -3,6 +3,7 @@
 package activities
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/activity"
@@ -310,8 +313,82 @@ func (a *Drill) Record(ctx context.Context, in DrillRecord) error {
 		Detail: in.Detail, Report: report}); err != nil {
 		return err
 	}
+	if err := a.storeReport(ctx, in.DrillID, report); err != nil {
+		return err
+	}
 	if in.Outcome == "pass" || in.Outcome == "rto_exceeded" {
 		return db.MarkBackupVerified(ctx, a.Pool, in.BackupID, in.FinishedAt)
 	}
 	return nil
+}
+
+// DrillReportKey is where a drill's report is stored in S3 (ext json or md).
+func DrillReportKey(drillID, ext string) string { return "drills/" + drillID + "." + ext }
+
+// storeReport writes the report as JSON and Markdown next to the backups.
+func (a *Drill) storeReport(ctx context.Context, drillID string, report []byte) error {
+	if a.Store.S3 == nil {
+		return nil
+	}
+	md, err := reportMarkdown(report)
+	if err != nil {
+		return nonRetryable("drill_report", err)
+	}
+	for ext, body := range map[string][]byte{"json": report, "md": md} {
+		ct := "application/json"
+		if ext == "md" {
+			ct = "text/markdown; charset=utf-8"
+		}
+		if _, err := a.Store.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(a.Store.Bucket),
+			Key: aws.String(DrillReportKey(drillID, ext)), Body: bytes.NewReader(body), ContentType: aws.String(ct)}); err != nil {
+			return fmt.Errorf("drill: store report: %w", err)
+		}
+	}
+	return nil
+}
+
+// reportMarkdown renders a drill report (the JSON of workflows.DrillReport) for people.
+func reportMarkdown(report []byte) ([]byte, error) {
+	var r struct {
+		DrillID          string    `json:"drill_id"`
+		BackupID         string    `json:"backup_id"`
+		Outcome          string    `json:"outcome"`
+		StartedAt        time.Time `json:"started_at"`
+		RTOSeconds       int       `json:"rto_seconds"`
+		RTOTargetSeconds int       `json:"rto_target_seconds"`
+		Breached         bool      `json:"breached"`
+		StoredBytes      int64     `json:"stored_bytes"`
+		DumpBytes        int64     `json:"dump_bytes"`
+		Tables           int       `json:"tables"`
+		Verified         bool      `json:"verified"`
+		Error            string    `json:"error"`
+		Steps            []struct {
+			Name    string  `json:"name"`
+			Seconds float64 `json:"seconds"`
+		} `json:"steps"`
+		Recommendations []string `json:"recommendations"`
+	}
+	if err := json.Unmarshal(report, &r); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Fire drill %s\n\n", r.DrillID)
+	fmt.Fprintf(&b, "- Outcome: **%s**\n- Started: %s\n- Backup: %s (%d bytes stored, %d bytes dump, %d tables)\n",
+		r.Outcome, r.StartedAt.UTC().Format(time.RFC3339), r.BackupID, r.StoredBytes, r.DumpBytes, r.Tables)
+	fmt.Fprintf(&b, "- RTO: %ds against a %ds target (breached: %t)\n- Verified against the manifest fingerprint: %t\n",
+		r.RTOSeconds, r.RTOTargetSeconds, r.Breached, r.Verified)
+	if r.Error != "" {
+		fmt.Fprintf(&b, "- Error: %s\n", r.Error)
+	}
+	b.WriteString("\n| step | seconds |\n|---|---:|\n")
+	for _, s := range r.Steps {
+		fmt.Fprintf(&b, "| %s | %.1f |\n", s.Name, s.Seconds)
+	}
+	if len(r.Recommendations) > 0 {
+		b.WriteString("\n## Recommendations\n\n")
+		for _, rec := range r.Recommendations {
+			fmt.Fprintf(&b, "- %s\n", rec)
+		}
+	}
+	return b.Bytes(), nil
 }

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/creatorvault/orchestrator/activities"
 	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/internal/config"
 	"github.com/creatorvault/orchestrator/internal/testharness"
@@ -106,6 +107,12 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.True(t, rep.Verified)
 	require.NotEmpty(t, rep.Recommendations)
 	writeHistory(t, c, drun.GetID(), "drill_history.json")
+	md, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(activities.DrillReportKey(rep.DrillID, "md"))})
+	require.NoError(t, err)
+	mdBody, err := io.ReadAll(md.Body)
+	require.NoError(t, err)
+	require.Contains(t, string(mdBody), "Outcome: **rto_exceeded**")
+	require.Contains(t, string(mdBody), "## Recommendations")
 
 	var n int
 	require.NoError(t, testharness.Pool(t).QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname LIKE 'drill_%'`).Scan(&n))

@@ -157,6 +157,10 @@ func DrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, error) {
 	}
 	// The measured RTO ends at the verified restore, before the cleanup.
 	end := workflow.Now(ctx)
+	if !rep.Breached && end.Sub(start) > in.RTOTarget {
+		// The restore ended past the target before the timer was delivered.
+		rep.Breached, rep.BreachedAt = true, &end
+	}
 
 	dctx, _ := workflow.NewDisconnectedContext(short)
 	stepStart = workflow.Now(ctx)
@@ -167,7 +171,7 @@ func DrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, error) {
 	switch {
 	case restoreErr != nil:
 		outcome, errText = DrillFail, restoreErr.Error()
-	case rep.Breached || end.Sub(start) > in.RTOTarget:
+	case rep.Breached:
 		outcome = DrillRTOExceeded
 	}
 	if dropErr != nil && errText == "" {
