@@ -344,6 +344,39 @@ func (a *Drill) storeReport(ctx context.Context, drillID string, report []byte) 
 			return fmt.Errorf("drill: store report: %w", err)
 		}
 	}
+	return a.storeChart(ctx)
+}
+
+// DrillChartKey is the PNG chart of RTO across past drills.
+const DrillChartKey = "drills/rto-chart.png"
+
+// storeChart redraws the RTO chart from the last 40 finished drills.
+func (a *Drill) storeChart(ctx context.Context) error {
+	drills, err := db.ListDrills(ctx, a.Pool, 40)
+	if err != nil {
+		return err
+	}
+	var pts []backup.RTOPoint
+	var target time.Duration
+	for i := len(drills) - 1; i >= 0; i-- {
+		d := drills[i]
+		if d.Outcome == "running" {
+			continue
+		}
+		pts = append(pts, backup.RTOPoint{At: d.StartedAt, RTOSeconds: float64(d.RTOSeconds)})
+		target = time.Duration(d.RTOTargetSeconds) * time.Second
+	}
+	if len(pts) == 0 {
+		return nil
+	}
+	png, err := backup.RTOChart(pts, target)
+	if err != nil {
+		return nonRetryable("drill_chart", err)
+	}
+	if _, err := a.Store.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(a.Store.Bucket), Key: aws.String(DrillChartKey),
+		Body: bytes.NewReader(png), ContentType: aws.String("image/png")}); err != nil {
+		return fmt.Errorf("drill: store RTO chart: %w", err)
+	}
 	return nil
 }
 

@@ -113,6 +113,11 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(mdBody), "Outcome: **rto_exceeded**")
 	require.Contains(t, string(mdBody), "## Recommendations")
+	chart, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(activities.DrillChartKey)})
+	require.NoError(t, err)
+	chartBody, err := io.ReadAll(chart.Body)
+	require.NoError(t, err)
+	require.True(t, bytes.HasPrefix(chartBody, []byte("\x89PNG")), "the RTO chart is a PNG")
 
 	var n int
 	require.NoError(t, testharness.Pool(t).QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname LIKE 'drill_%'`).Scan(&n))
