@@ -23,8 +23,8 @@ type Backup struct {
 	// KeepMonthly is how many monthly backups (the first of each month) retention keeps
 	// (BACKUP_KEEP_MONTHLY).
 	KeepMonthly int
-	// PGBinDir holds pg_dump and pg_restore (PG_BIN_DIR); empty means PATH, then
-	// /usr/lib/postgresql/<server major>/bin.
+	// PGBinDir holds pg_dump and pg_restore (PG_BIN_DIR); empty means
+	// /usr/lib/postgresql/<server major>/bin, then PATH.
 	PGBinDir string
 	// DrillSchedule is the fire drill's cron expression in UTC (DRILL_SCHEDULE).
 	DrillSchedule string

@@ -42,7 +42,7 @@ var Variables = []Variable{
 	{"BACKUP_SCHEDULE", "0 2 * * *", "nightly backup, cron in UTC"},
 	{"BACKUP_KEEP_NIGHTLY", "7", "newest backups retention keeps"},
 	{"BACKUP_KEEP_MONTHLY", "12", "monthly backups retention keeps"},
-	{"PG_BIN_DIR", "(PATH, then /usr/lib/postgresql/<major>/bin)", "where pg_dump and pg_restore are"},
+	{"PG_BIN_DIR", "(/usr/lib/postgresql/<server major>/bin, then PATH)", "where pg_dump and pg_restore are"},
 	{"DRILL_SCHEDULE", "0 3 1 1,4,7,10 *", "quarterly fire drill, cron in UTC"},
 	{"DRILL_RTO_TARGET", "30m", "recovery time objective of a drill"},
 	{"DRILL_DATABASE_URL", "(DATABASE_URL)", "a database on the server where drills create scratch databases"},

@@ -1,0 +1,540 @@
+// Package backup is the backup pipeline: pg_dump (custom format, its own compression off) from
+// an exported snapshot, zstd, age encryption to X25519 recipients (or a scrypt passphrase), and
+// an S3 multipart upload through the transfer manager, all streamed through an io.Pipe with
+// bounded memory. A fingerprint of the data (per table: row count and content hash) comes from
+// the same snapshot and goes into a manifest written last, next to the object. Restore
+// downloads, verifies the SHA-256 against the manifest before touching the target, decrypts,
+// decompresses, runs pg_restore and compares the restored data with the fingerprint.
+package backup
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"filippo.io/age"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Format names the layers of a stored backup object, outermost last.
+const Format = "pg_dump-custom+zstd+age"
+
+// DefaultPrefix is the key prefix of backups in the bucket.
+const DefaultPrefix = "backups/"
+
+// Store is where backups live.
+type Store struct {
+	S3     *s3.Client
+	Bucket string
+	// Prefix is prepended to every key; empty means DefaultPrefix.
+	Prefix string
+	// PartSize is the multipart part size in bytes; zero is the transfer manager's default
+	// (8 MiB). Memory held by an upload is about PartSize times Concurrency.
+	PartSize int64
+	// Concurrency is the number of parts uploaded at once; zero means 2.
+	Concurrency int
+}
+
+func (s Store) prefix() string {
+	if s.Prefix == "" {
+		return DefaultPrefix
+	}
+	return s.Prefix
+}
+
+// ObjectKey is the key of a backup's encrypted dump.
+func (s Store) ObjectKey(id string) string { return s.prefix() + id + ".dump.zst.age" }
+
+// ManifestKey is the key of a backup's manifest.
+func (s Store) ManifestKey(id string) string { return s.prefix() + id + ".manifest.json" }
+
+// Table is one table's fingerprint: its row count and a content hash (an order-independent
+// sum of a hash of each row's text form).
+type Table struct {
+	Name string `json:"name"`
+	Rows int64  `json:"rows"`
+	Hash string `json:"hash"`
+}
+
+// Manifest describes a complete backup. It exists only when the object is complete.
+type Manifest struct {
+	ID            string    `json:"id"`
+	Format        string    `json:"format"`
+	Database      string    `json:"database"`
+	ServerVersion string    `json:"server_version"`
+	StartedAt     time.Time `json:"started_at"`
+	FinishedAt    time.Time `json:"finished_at"`
+	Object        string    `json:"object"`
+	// DumpBytes is the size of pg_dump's output; CompressedBytes after zstd; StoredBytes the
+	// ciphertext in S3.
+	DumpBytes       int64    `json:"dump_bytes"`
+	CompressedBytes int64    `json:"compressed_bytes"`
+	StoredBytes     int64    `json:"stored_bytes"`
+	SHA256          string   `json:"sha256"`
+	Recipients      []string `json:"recipients"`
+	Passphrase      bool     `json:"passphrase,omitempty"`
+	Tables          []Table  `json:"tables"`
+}
+
+// Options configure one backup.
+type Options struct {
+	// ID names the backup; the object and manifest keys derive from it. A retry with the same
+	// id replaces an incomplete attempt.
+	ID string
+	// DatabaseURL is the database to back up.
+	DatabaseURL string
+	// PGBinDir holds pg_dump and pg_restore; empty means /usr/lib/postgresql/<major>/bin, then
+	// PATH.
+	PGBinDir string
+	// Recipients are age X25519 public keys (age1...).
+	Recipients []string
+	// Passphrase switches to age's scrypt mode (then Recipients must be empty).
+	Passphrase string
+	// Progress, when set, is called with the ciphertext bytes written so far.
+	Progress func(stored int64)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// ParseRecipients turns X25519 public keys into age recipients.
+func ParseRecipients(keys []string, passphrase string) ([]age.Recipient, error) {
+	if passphrase != "" {
+		if len(keys) > 0 {
+			return nil, errors.New("backup: recipients and a passphrase are exclusive")
+		}
+		r, err := age.NewScryptRecipient(passphrase)
+		if err != nil {
+			return nil, fmt.Errorf("backup: passphrase: %w", err)
+		}
+		return []age.Recipient{r}, nil
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("backup: no age recipient configured (BACKUP_RECIPIENTS or BACKUP_RECIPIENTS_FILE)")
+	}
+	var out []age.Recipient
+	for _, k := range keys {
+		r, err := age.ParseX25519Recipient(strings.TrimSpace(k))
+		if err != nil {
+			return nil, fmt.Errorf("backup: recipient %q: %w", k, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ReadRecipientsFile reads age recipients, one a line (# comments and blank lines skipped).
+func ReadRecipientsFile(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("backup: recipients file: %w", err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out, nil
+}
+
+// countWriter counts bytes written through it.
+type countWriter struct {
+	w       io.Writer
+	n       atomic.Int64
+	onWrite func(int64)
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	total := c.n.Add(int64(n))
+	if c.onWrite != nil {
+		c.onWrite(total)
+	}
+	return n, err
+}
+
+// Run makes one backup: it streams the dump into S3 and writes the manifest last. On any
+// failure the multipart upload is aborted and no manifest exists.
+func Run(ctx context.Context, st Store, o Options) (*Manifest, error) {
+	if o.ID == "" {
+		return nil, errors.New("backup: no backup id")
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	recipients, err := ParseRecipients(o.Recipients, o.Passphrase)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{ID: o.ID, Format: Format, StartedAt: now().UTC(), Object: st.ObjectKey(o.ID),
+		Recipients: o.Recipients, Passphrase: o.Passphrase != ""}
+	if m.Recipients == nil {
+		m.Recipients = []string{}
+	}
+
+	// A previous attempt of the same backup may have left a multipart upload behind (a worker
+	// killed mid-upload cannot abort it); abort those before starting.
+	if err := abortUploads(ctx, st, m.Object); err != nil {
+		return nil, err
+	}
+
+	conn, err := pgx.Connect(ctx, o.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("backup: connect to the database: %w", err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("backup: begin snapshot: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	var snapshot string
+	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
+		return nil, fmt.Errorf("backup: export snapshot: %w", err)
+	}
+	if err := tx.QueryRow(ctx, "SELECT current_database(), current_setting('server_version')").Scan(&m.Database, &m.ServerVersion); err != nil {
+		return nil, fmt.Errorf("backup: server version: %w", err)
+	}
+	major, err := serverMajor(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	pgDump, err := FindBinary(o.PGBinDir, "pg_dump", major)
+	if err != nil {
+		return nil, err
+	}
+
+	// The fingerprint is read in the exporting transaction itself while pg_dump reads the same
+	// snapshot through its own connection.
+	tables, err := fingerprintTx(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	m.Tables = tables
+
+	args, env, err := pgArgs(o.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	dumpCtx, cancelDump := context.WithCancel(ctx)
+	defer cancelDump()
+	cmd := exec.CommandContext(dumpCtx, pgDump, append([]string{"--format=custom", "--compress=0", "--snapshot=" + snapshot}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &limitedBuffer{b: &stderr, max: 8 << 10}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("backup: start pg_dump: %w", err)
+	}
+
+	pr, pw := io.Pipe()
+	hash := sha256.New()
+	stored := &countWriter{w: io.MultiWriter(pw, hash), onWrite: o.Progress}
+
+	type upResult struct {
+		out *transfermanager.UploadObjectOutput
+		err error
+	}
+	upDone := make(chan upResult, 1)
+	tm := transfermanager.New(st.S3, func(opt *transfermanager.Options) {
+		if st.PartSize > 0 {
+			opt.PartSizeBytes = st.PartSize
+		}
+		opt.Concurrency = st.Concurrency
+		if opt.Concurrency == 0 {
+			opt.Concurrency = 2
+		}
+	})
+	go func() {
+		out, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
+			Bucket: aws.String(st.Bucket), Key: aws.String(m.Object), Body: pr,
+			ContentType: aws.String("application/octet-stream"),
+		})
+		// Unblock the writer side if the upload stopped early.
+		if err != nil {
+			pr.CloseWithError(err)
+		} else {
+			pr.Close()
+		}
+		upDone <- upResult{out, err}
+	}()
+
+	fail := func(err error) (*Manifest, error) {
+		cancelDump()
+		pw.CloseWithError(err)
+		_ = cmd.Wait()
+		<-upDone
+		// The transfer manager aborts its multipart upload when the body fails; make sure.
+		_ = abortUploads(context.WithoutCancel(ctx), st, m.Object)
+		return nil, err
+	}
+
+	ageW, err := age.Encrypt(stored, recipients...)
+	if err != nil {
+		return fail(fmt.Errorf("backup: age: %w", err))
+	}
+	compressed := &countWriter{w: ageW}
+	zw, err := zstd.NewWriter(compressed, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(2))
+	if err != nil {
+		return fail(fmt.Errorf("backup: zstd: %w", err))
+	}
+	dumped, err := io.Copy(zw, stdout)
+	if err != nil {
+		return fail(fmt.Errorf("backup: stream the dump: %w", err))
+	}
+	if err := cmd.Wait(); err != nil {
+		return fail(fmt.Errorf("backup: pg_dump failed: %v: %s", err, strings.TrimSpace(stderr.String())))
+	}
+	if err := zw.Close(); err != nil {
+		return fail(fmt.Errorf("backup: zstd: %w", err))
+	}
+	if err := ageW.Close(); err != nil {
+		return fail(fmt.Errorf("backup: age: %w", err))
+	}
+	pw.Close()
+	up := <-upDone
+	if up.err != nil {
+		_ = abortUploads(context.WithoutCancel(ctx), st, m.Object)
+		return nil, fmt.Errorf("backup: upload to s3://%s/%s: %w", st.Bucket, m.Object, up.err)
+	}
+	_ = tx.Rollback(ctx)
+
+	m.DumpBytes = dumped
+	m.CompressedBytes = compressed.n.Load()
+	m.StoredBytes = stored.n.Load()
+	m.SHA256 = hex.EncodeToString(hash.Sum(nil))
+	m.FinishedAt = now().UTC()
+	body, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := st.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(st.Bucket), Key: aws.String(st.ManifestKey(o.ID)),
+		Body: bytes.NewReader(body), ContentType: aws.String("application/json"),
+	}); err != nil {
+		return nil, fmt.Errorf("backup: write manifest: %w", err)
+	}
+	return m, nil
+}
+
+// abortUploads aborts every unfinished multipart upload of key.
+func abortUploads(ctx context.Context, st Store, key string) error {
+	out, err := st.S3.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(st.Bucket), Prefix: aws.String(key)})
+	if noUploads(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("backup: list unfinished uploads in s3://%s: %w", st.Bucket, err)
+	}
+	for _, u := range out.Uploads {
+		if aws.ToString(u.Key) != key {
+			continue
+		}
+		if _, err := st.S3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(st.Bucket), Key: u.Key, UploadId: u.UploadId,
+		}); err != nil {
+			return fmt.Errorf("backup: abort unfinished upload of %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// Unfinished lists the unfinished multipart uploads under the store's prefix (for tests and
+// operators: after a run there must be none).
+func Unfinished(ctx context.Context, st Store) ([]types.MultipartUpload, error) {
+	out, err := st.S3.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(st.Bucket), Prefix: aws.String(st.prefix())})
+	if noUploads(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out.Uploads, nil
+}
+
+// ErrNoManifest means the backup has no manifest: it is incomplete or does not exist.
+var ErrNoManifest = errors.New("no manifest: the backup is incomplete or does not exist")
+
+// ReadManifest reads a backup's manifest.
+func ReadManifest(ctx context.Context, st Store, id string) (*Manifest, error) {
+	out, err := st.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(st.ManifestKey(id))})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, fmt.Errorf("backup %s: %w", id, ErrNoManifest)
+		}
+		return nil, fmt.Errorf("backup %s: read manifest: %w", id, err)
+	}
+	defer out.Body.Close()
+	var m Manifest
+	if err := json.NewDecoder(io.LimitReader(out.Body, 16<<20)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("backup %s: manifest is not valid JSON: %w", id, err)
+	}
+	return &m, nil
+}
+
+// Delete removes a backup: the manifest first (so it stops looking complete), then the object.
+func Delete(ctx context.Context, st Store, id string) error {
+	for _, k := range []string{st.ManifestKey(id), st.ObjectKey(id)} {
+		if _, err := st.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(k)}); err != nil && !isNotFound(err) {
+			return fmt.Errorf("backup %s: delete %s: %w", id, k, err)
+		}
+	}
+	return nil
+}
+
+// noUploads reports the answer some S3-compatible stores (gofakes3) give to a listing of
+// multipart uploads when there are none.
+func noUploads(err error) bool {
+	var apiErr smithy.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchUpload"
+}
+
+func isNotFound(err error) bool {
+	var nsk *types.NoSuchKey
+	var nf *types.NotFound
+	var apiErr smithy.APIError
+	return errors.As(err, &nsk) || errors.As(err, &nf) ||
+		(errors.As(err, &apiErr) && (apiErr.ErrorCode() == "NoSuchKey" || apiErr.ErrorCode() == "NotFound"))
+}
+
+// FindBinary locates a PostgreSQL client program of the server's major version: binDir when
+// set, else /usr/lib/postgresql/<major>/bin, else PATH.
+func FindBinary(binDir, name string, major int) (string, error) {
+	if binDir != "" {
+		p := filepath.Join(binDir, name)
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("backup: %s not found in PG_BIN_DIR %s", name, binDir)
+		}
+		return p, nil
+	}
+	if major > 0 {
+		p := filepath.Join("/usr/lib/postgresql", strconv.Itoa(major), "bin", name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("backup: %s for PostgreSQL %d not found (set PG_BIN_DIR)", name, major)
+	}
+	return p, nil
+}
+
+func serverMajor(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (int, error) {
+	var num string
+	if err := q.QueryRow(ctx, "SELECT current_setting('server_version_num')").Scan(&num); err != nil {
+		return 0, fmt.Errorf("backup: server version: %w", err)
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil {
+		return 0, fmt.Errorf("backup: server version %q: %w", num, err)
+	}
+	return n / 10000, nil
+}
+
+// pgArgs turns a database URL into pg_dump/pg_restore arguments, keeping the password out of
+// the command line (it goes into PGPASSWORD).
+func pgArgs(dbURL string) (args, env []string, err error) {
+	u, err := url.Parse(dbURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, nil, errors.New("backup: database URL must be postgres://...")
+	}
+	if u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			env = append(env, "PGPASSWORD="+p)
+			u.User = url.User(u.User.Username())
+		}
+	}
+	return []string{"--dbname=" + u.String()}, env, nil
+}
+
+type limitedBuffer struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.b.Len(); room > 0 {
+		if len(p) > room {
+			l.b.Write(p[:room])
+		} else {
+			l.b.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
+// Resolve finds a complete backup from the store alone (no catalog, so it works on a new
+// server): ref is a backup id, or "latest" for the newest; a non-zero at picks the newest
+// started at or before it.
+func Resolve(ctx context.Context, st Store, ref string, at time.Time) (*Manifest, error) {
+	if ref != "" && ref != "latest" {
+		m, err := ReadManifest(ctx, st, ref)
+		if err != nil {
+			return nil, err
+		}
+		if !at.IsZero() && m.StartedAt.After(at) {
+			return nil, fmt.Errorf("backup %s started at %s, after --at %s", ref, m.StartedAt.Format(time.RFC3339), at.Format(time.RFC3339))
+		}
+		return m, nil
+	}
+	var best *Manifest
+	p := s3.NewListObjectsV2Paginator(st.S3, &s3.ListObjectsV2Input{Bucket: aws.String(st.Bucket), Prefix: aws.String(st.prefix())})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("backup: list s3://%s/%s: %w", st.Bucket, st.prefix(), err)
+		}
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			if !strings.HasSuffix(key, ".manifest.json") {
+				continue
+			}
+			id := strings.TrimSuffix(strings.TrimPrefix(key, st.prefix()), ".manifest.json")
+			m, err := ReadManifest(ctx, st, id)
+			if err != nil {
+				return nil, err
+			}
+			if !at.IsZero() && m.StartedAt.After(at) {
+				continue
+			}
+			if best == nil || m.StartedAt.After(best.StartedAt) {
+				best = m
+			}
+		}
+	}
+	if best == nil {
+		if at.IsZero() {
+			return nil, fmt.Errorf("no complete backup in s3://%s/%s", st.Bucket, st.prefix())
+		}
+		return nil, fmt.Errorf("no complete backup at or before %s in s3://%s/%s", at.Format(time.RFC3339), st.Bucket, st.prefix())
+	}
+	return best, nil
+}

@@ -1,0 +1,163 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Backup is one row of the backup catalog.
+type Backup struct {
+	ID            string     `json:"id"`
+	Kind          string     `json:"kind"`
+	Status        string     `json:"status"`
+	Database      string     `json:"database"`
+	ServerVersion string     `json:"server_version"`
+	ObjectKey     string     `json:"object_key"`
+	StartedAt     time.Time  `json:"started_at"`
+	FinishedAt    *time.Time `json:"finished_at"`
+	DumpBytes     int64      `json:"dump_bytes"`
+	StoredBytes   int64      `json:"stored_bytes"`
+	SHA256        string     `json:"sha256"`
+	Tables        int        `json:"tables"`
+	VerifiedAt    *time.Time `json:"verified_at"`
+	Error         string     `json:"error"`
+}
+
+const backupCols = `id, kind, status, database_name, server_version, object_key, started_at, finished_at,
+	dump_bytes, stored_bytes, sha256, tables, verified_at, error`
+
+func scanBackup(row pgx.Row) (Backup, error) {
+	var b Backup
+	err := row.Scan(&b.ID, &b.Kind, &b.Status, &b.Database, &b.ServerVersion, &b.ObjectKey, &b.StartedAt,
+		&b.FinishedAt, &b.DumpBytes, &b.StoredBytes, &b.SHA256, &b.Tables, &b.VerifiedAt, &b.Error)
+	return b, err
+}
+
+// StartBackup records a backup as running; a retry of the same id starts it over.
+func StartBackup(ctx context.Context, q Querier, id, kind, objectKey string, now time.Time) error {
+	_, err := q.Exec(ctx, `
+		INSERT INTO backups (id, kind, status, object_key, started_at) VALUES ($1, $2, 'running', $3, $4)
+		ON CONFLICT (id) DO UPDATE SET status = 'running', error = '', finished_at = NULL`,
+		id, kind, objectKey, now)
+	if pgCode(err) == "23514" {
+		return invalid("invalid_backup", "backup kind must be nightly or manual")
+	}
+	return err
+}
+
+// CompleteBackup records a backup whose manifest has been written.
+func CompleteBackup(ctx context.Context, q Querier, b Backup) error {
+	tag, err := q.Exec(ctx, `
+		UPDATE backups SET status = 'complete', database_name = $2, server_version = $3, finished_at = $4,
+			dump_bytes = $5, stored_bytes = $6, sha256 = $7, tables = $8, error = ''
+		WHERE id = $1`,
+		b.ID, b.Database, b.ServerVersion, b.FinishedAt, b.DumpBytes, b.StoredBytes, b.SHA256, b.Tables)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return missing("backup_not_found", "no such backup")
+	}
+	return nil
+}
+
+// FailBackup records why a backup attempt failed.
+func FailBackup(ctx context.Context, q Querier, id, reason string, now time.Time) error {
+	_, err := q.Exec(ctx, `UPDATE backups SET status = 'failed', error = $2, finished_at = $3 WHERE id = $1 AND status = 'running'`,
+		id, truncate(reason, 2000), now)
+	return err
+}
+
+// MarkBackupPruned records that retention deleted a backup's objects.
+func MarkBackupPruned(ctx context.Context, q Querier, id string) error {
+	_, err := q.Exec(ctx, `UPDATE backups SET status = 'pruned' WHERE id = $1`, id)
+	return err
+}
+
+// MarkBackupVerified records that a drill restored and verified the backup.
+func MarkBackupVerified(ctx context.Context, q Querier, id string, at time.Time) error {
+	_, err := q.Exec(ctx, `UPDATE backups SET verified_at = $2 WHERE id = $1`, id, at)
+	return err
+}
+
+// GetBackup reads one backup.
+func GetBackup(ctx context.Context, q Querier, id string) (Backup, error) {
+	b, err := scanBackup(q.QueryRow(ctx, `SELECT `+backupCols+` FROM backups WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return b, missing("backup_not_found", "no such backup")
+	}
+	return b, err
+}
+
+// LatestBackup is the newest complete backup started at or before at (zero: any).
+func LatestBackup(ctx context.Context, q Querier, at time.Time) (Backup, error) {
+	var atArg *time.Time
+	if !at.IsZero() {
+		atArg = &at
+	}
+	b, err := scanBackup(q.QueryRow(ctx, `SELECT `+backupCols+` FROM backups
+		WHERE status = 'complete' AND ($1::timestamptz IS NULL OR started_at <= $1)
+		ORDER BY started_at DESC, id DESC LIMIT 1`, atArg))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return b, missing("backup_not_found", "no complete backup")
+	}
+	return b, err
+}
+
+// ListBackups lists backups newest first; status "" means every status.
+func ListBackups(ctx context.Context, q Querier, status string, limit int) ([]Backup, error) {
+	rows, err := q.Query(ctx, `SELECT `+backupCols+` FROM backups WHERE ($1 = '' OR status = $1)
+		ORDER BY started_at DESC, id DESC LIMIT $2`, status, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Backup, error) { return scanBackup(r) })
+}
+
+// Drill is one fire drill.
+type Drill struct {
+	ID               string          `json:"id"`
+	BackupID         string          `json:"backup_id"`
+	StartedAt        time.Time       `json:"started_at"`
+	FinishedAt       *time.Time      `json:"finished_at"`
+	Outcome          string          `json:"outcome"`
+	RTOSeconds       int             `json:"rto_seconds"`
+	RTOTargetSeconds int             `json:"rto_target_seconds"`
+	Detail           string          `json:"detail"`
+	Report           json.RawMessage `json:"report"`
+}
+
+// RecordDrill inserts or replaces a drill's row.
+func RecordDrill(ctx context.Context, q Querier, d Drill) error {
+	if len(d.Report) == 0 {
+		d.Report = json.RawMessage(`{}`)
+	}
+	_, err := q.Exec(ctx, `
+		INSERT INTO drills (id, backup_id, started_at, finished_at, outcome, rto_seconds, rto_target_seconds, detail, report)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (id) DO UPDATE SET backup_id = $2, finished_at = $4, outcome = $5, rto_seconds = $6,
+			rto_target_seconds = $7, detail = $8, report = $9`,
+		d.ID, d.BackupID, d.StartedAt, d.FinishedAt, d.Outcome, d.RTOSeconds, d.RTOTargetSeconds, truncate(d.Detail, 4000), d.Report)
+	if pgCode(err) == "23514" {
+		return invalid("invalid_drill", "drill outcome must be running, pass, fail or rto_exceeded")
+	}
+	return err
+}
+
+// ListDrills lists drills newest first.
+func ListDrills(ctx context.Context, q Querier, limit int) ([]Drill, error) {
+	rows, err := q.Query(ctx, `SELECT id, backup_id, started_at, finished_at, outcome, rto_seconds, rto_target_seconds, detail, report
+		FROM drills ORDER BY started_at DESC, id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Drill, error) {
+		var d Drill
+		err := r.Scan(&d.ID, &d.BackupID, &d.StartedAt, &d.FinishedAt, &d.Outcome, &d.RTOSeconds, &d.RTOTargetSeconds, &d.Detail, &d.Report)
+		return d, err
+	})
+}
