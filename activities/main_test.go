@@ -1,0 +1,9 @@
+package activities
+
+import (
+	"testing"
+
+	"github.com/creatorvault/orchestrator/internal/testharness"
+)
+
+func TestMain(m *testing.M) { testharness.Main(m) }
