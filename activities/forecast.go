@@ -176,12 +176,7 @@ func ForecastOne(h db.CreatorHistory, asOf time.Time, paths int) (db.Forecast, e
 	if paths <= 0 {
 		paths = forecast.DefaultPaths
 	}
-	in := forecast.History{Revenue: make([]float64, len(h.Revenue)), Streams: h.Streams,
-		Cancellations: h.Cancellations, ActiveStreams: h.Active}
-	for i, v := range h.Revenue {
-		in.Revenue[i] = float64(v)
-	}
-	res, err := forecast.Forecast(in, forecast.Seed(h.CreatorID, db.Day(asOf)), forecast.Options{Paths: paths})
+	res, err := forecast.Forecast(EngineHistory(h), forecast.Seed(h.CreatorID, db.Day(asOf)), forecast.Options{Paths: paths})
 	if err != nil {
 		return db.Forecast{}, err
 	}
@@ -196,6 +191,16 @@ func ForecastOne(h db.CreatorHistory, asOf time.Time, paths int) (db.Forecast, e
 			Predicted: stroops(p.Mean), Lower: stroops(p.Lower), Upper: stroops(p.Upper)})
 	}
 	return f, nil
+}
+
+// EngineHistory is the engine's view of a stored history.
+func EngineHistory(h db.CreatorHistory) forecast.History {
+	in := forecast.History{Revenue: make([]float64, len(h.Revenue)), Streams: h.Streams,
+		Cancellations: h.Cancellations, ActiveStreams: h.Active}
+	for i, v := range h.Revenue {
+		in.Revenue[i] = float64(v)
+	}
+	return in
 }
 
 // stroops rounds a forecast amount to whole stroops, within int64.

@@ -292,3 +292,28 @@ func BenchmarkEngine(b *testing.B) {
 	b.ReportMetric(ratio, "ratio")
 	b.ReportMetric(float64(engine.Microseconds()), "µs/creator")
 }
+
+func TestActualAndScore(t *testing.T) {
+	rev := make([]float64, 200)
+	for i := range rev {
+		rev[i] = float64(i)
+	}
+	got, ok := Actual(rev, 100, 30)
+	require.True(t, ok)
+	require.Equal(t, float64((100+129)*30/2), got) // days 100..129
+	got, ok = Actual(rev, 100, 90)
+	require.True(t, ok)
+	require.Equal(t, float64((160+189)*30/2), got)
+	_, ok = Actual(rev, 150, 90)
+	require.False(t, ok)
+
+	s := Score{PeriodDays: 30}
+	s.Add(Prediction{Mean: 100, Lower: 80, Upper: 120}, 110) // inside, error 10, 1/11
+	s.Add(Prediction{Mean: 100, Lower: 80, Upper: 120}, 130) // outside, error 30
+	s.Add(Prediction{Mean: 10, Lower: 0, Upper: 20}, 0)      // inside, error 10, no percentage
+	require.Equal(t, 3, s.N)
+	require.InDelta(t, 2.0/3, s.Coverage(), 1e-12)
+	require.InDelta(t, 50.0/3, s.MAE(), 1e-12)
+	require.InDelta(t, math.Sqrt(1100.0/3), s.RMSE(), 1e-12)
+	require.InDelta(t, (10.0/110+30.0/130)/2, s.MAPE(), 1e-12)
+}
