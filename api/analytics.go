@@ -1,6 +1,285 @@
 package api
 
-import "github.com/gin-gonic/gin"
+import (
+	"bytes"
+	"image/color"
+	"net/http"
+	"time"
 
-// registerAnalytics adds the endpoints of revenue forecasts and analytics.
-func (s *Server) registerAnalytics(g *gin.RouterGroup) { _ = g }
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/creatorvault/orchestrator/activities"
+	"github.com/creatorvault/orchestrator/db"
+	"github.com/creatorvault/orchestrator/forecast"
+)
+
+// predictLimit is how many on-demand forecasts a creator may get per hour.
+var predictLimit = db.Limit{Max: 10, Window: time.Hour}
+
+// registerAnalytics adds the endpoints of revenue forecasts and analytics. Only the creator
+// themself and the back office (admin, service) read a creator's analytics; other roles get
+// 403, another creator 404.
+func (s *Server) registerAnalytics(g *gin.RouterGroup) {
+	readers := requireRole(RoleCreator, RoleAdmin, RoleService)
+	g.POST("/predict/revenue", readers, s.predictRevenue)
+	g.GET("/analytics/:creator_id/streams", readers, s.creatorStreams)
+	g.GET("/analytics/:creator_id/forecast", readers, s.latestForecast)
+	g.GET("/analytics/:creator_id/forecast.png", readers, s.latestForecastPNG)
+}
+
+// mayReadAnalytics answers 404 to a creator asking about another creator.
+func mayReadAnalytics(c *gin.Context, creator uuid.UUID) bool {
+	p := principal(c)
+	if isBackOffice(p) || (p.Role == RoleCreator && p.UserID == creator) {
+		return true
+	}
+	notFound(c, "creator")
+	return false
+}
+
+type predictRequest struct {
+	CreatorID string `json:"creator_id"`
+}
+
+type confidenceIntervalJSON struct {
+	LowerBound      int64   `json:"lower_bound"`
+	UpperBound      int64   `json:"upper_bound"`
+	ConfidenceLevel float64 `json:"confidence_level"`
+}
+
+type factorsJSON struct {
+	BaseRevenue int64   `json:"base_revenue"`
+	ChurnRate   float64 `json:"churn_rate"`
+	GrowthRate  float64 `json:"growth_rate"`
+	Volatility  float64 `json:"volatility"`
+	StreamCount int     `json:"stream_count"`
+}
+
+type predictionJSON struct {
+	PeriodDays         int                    `json:"period_days"`
+	PredictedRevenue   int64                  `json:"predicted_revenue"`
+	ConfidenceInterval confidenceIntervalJSON `json:"confidence_interval"`
+	Factors            factorsJSON            `json:"factors"`
+}
+
+type predictResponse struct {
+	CreatorID   uuid.UUID        `json:"creator_id"`
+	Predictions []predictionJSON `json:"predictions"`
+}
+
+type storedForecastJSON struct {
+	CreatorID    uuid.UUID        `json:"creator_id"`
+	AsOf         string           `json:"as_of"`
+	ModelVersion string           `json:"model_version"`
+	Paths        int              `json:"paths"`
+	HistoryDays  int              `json:"history_days"`
+	CreatedAt    time.Time        `json:"created_at"`
+	Predictions  []predictionJSON `json:"predictions"`
+}
+
+func toPredictions(f db.Forecast) []predictionJSON {
+	factors := factorsJSON{BaseRevenue: f.BaseRevenue, ChurnRate: f.ChurnRate, GrowthRate: f.GrowthRate,
+		Volatility: f.Volatility, StreamCount: f.StreamCount}
+	out := make([]predictionJSON, len(f.Predictions))
+	for i, p := range f.Predictions {
+		out[i] = predictionJSON{PeriodDays: p.PeriodDays, PredictedRevenue: p.Predicted,
+			ConfidenceInterval: confidenceIntervalJSON{LowerBound: p.Lower, UpperBound: p.Upper, ConfidenceLevel: f.ConfidenceLevel},
+			Factors:            factors}
+	}
+	return out
+}
+
+// predictRevenue forecasts a creator from their history up to yesterday, stores the forecast
+// and answers it.
+func (s *Server) predictRevenue(c *gin.Context) {
+	var req predictRequest
+	if !decodeJSON(c, &req) {
+		return
+	}
+	creator, ok := fieldUUID(c, "creator_id", req.CreatorID)
+	if !ok || !mayReadAnalytics(c, creator) {
+		return
+	}
+	if _, err := db.GetCreator(c, s.pool, creator); err != nil {
+		s.respondErr(c, err)
+		return
+	}
+	if !s.allow(c, "forecast.predict:"+creator.String(), predictLimit, "revenue predictions for a creator") {
+		return
+	}
+	now := s.now()
+	f, err := activities.ForecastCreator(c, s.pool, creator, now, s.cfg.Forecast.Paths, now)
+	if err != nil {
+		s.respondErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, predictResponse{CreatorID: creator, Predictions: toPredictions(f)})
+}
+
+type streamJSON struct {
+	ID             uuid.UUID  `json:"id"`
+	FanID          uuid.UUID  `json:"fan_id"`
+	TierLevel      int        `json:"tier_level"`
+	PriceStroops   int64      `json:"price_stroops"`
+	Asset          string     `json:"asset"`
+	Status         string     `json:"status"`
+	StartedAt      time.Time  `json:"started_at"`
+	CancelledAt    *time.Time `json:"cancelled_at"`
+	EndsAt         time.Time  `json:"ends_at"`
+	RevenueStroops int64      `json:"revenue_stroops"`
+}
+
+type streamsResponse struct {
+	CreatorID          uuid.UUID    `json:"creator_id"`
+	ActiveStreams      int          `json:"active_streams"`
+	Cancellations30d   int          `json:"cancellations_30d"`
+	CancellationsTotal int          `json:"cancellations_total"`
+	TotalStreams       int          `json:"total_streams"`
+	TipRevenueStroops  int64        `json:"tip_revenue_stroops"`
+	Items              []streamJSON `json:"items"`
+	NextCursor         *string      `json:"next_cursor"`
+}
+
+// creatorStreams answers the creator's active streams, cancellations and revenue by stream.
+func (s *Server) creatorStreams(c *gin.Context) {
+	creator, ok := pathUUID(c, "creator_id")
+	if !ok || !mayReadAnalytics(c, creator) {
+		return
+	}
+	page, ok := pageParams(c)
+	if !ok {
+		return
+	}
+	sum, streams, next, err := db.CreatorStreams(c, s.pool, creator, s.now(), page)
+	if err != nil {
+		s.respondErr(c, err)
+		return
+	}
+	l := mapList(streams, next, func(st db.Stream) streamJSON {
+		return streamJSON{ID: st.ID, FanID: st.FanID, TierLevel: st.Level, PriceStroops: st.PriceStroops, Asset: st.Asset,
+			Status: st.Status, StartedAt: utc(st.StartedAt), CancelledAt: utcPtr(st.CancelledAt), EndsAt: utc(st.EndsAt),
+			RevenueStroops: st.RevenueStroops}
+	})
+	c.JSON(http.StatusOK, streamsResponse{CreatorID: creator, ActiveStreams: sum.Active, Cancellations30d: sum.Cancellations30d,
+		CancellationsTotal: sum.CancellationsTotal, TotalStreams: sum.Total, TipRevenueStroops: sum.TipStroops,
+		Items: l.Items, NextCursor: l.NextCursor})
+}
+
+// latestForecast answers the latest stored forecast, as JSON or, for Accept: image/png, as a
+// fan chart.
+func (s *Server) latestForecast(c *gin.Context) {
+	if c.NegotiateFormat(gin.MIMEJSON, "image/png") == "image/png" {
+		s.latestForecastPNG(c)
+		return
+	}
+	creator, ok := pathUUID(c, "creator_id")
+	if !ok || !mayReadAnalytics(c, creator) {
+		return
+	}
+	f, err := db.LatestForecast(c, s.pool, creator)
+	if err != nil {
+		s.respondErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, storedForecastJSON{CreatorID: creator, AsOf: f.AsOf.UTC().Format(time.DateOnly),
+		ModelVersion: f.ModelVersion, Paths: f.Paths, HistoryDays: f.HistoryDays, CreatedAt: utc(f.CreatedAt),
+		Predictions: toPredictions(f)})
+}
+
+// latestForecastPNG draws the latest stored forecast as a fan chart.
+func (s *Server) latestForecastPNG(c *gin.Context) {
+	creator, ok := pathUUID(c, "creator_id")
+	if !ok || !mayReadAnalytics(c, creator) {
+		return
+	}
+	f, err := db.LatestForecast(c, s.pool, creator)
+	if err != nil {
+		s.respondErr(c, err)
+		return
+	}
+	hs, err := db.CreatorHistories(c, s.pool, []uuid.UUID{creator}, f.AsOf, 120)
+	if err != nil {
+		s.internalError(c, err)
+		return
+	}
+	png, err := fanChart(hs[0], f)
+	if err != nil {
+		s.internalError(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "image/png", png)
+}
+
+// fanChart draws the 30-day revenue run rate of the history and, from the as-of day, the
+// forecast's mean and its 95% band through the horizons. Amounts are in whole units (stroops
+// / 10^7).
+func fanChart(h db.CreatorHistory, f db.Forecast) ([]byte, error) {
+	const unit = 1e7
+	rev := make([]float64, len(h.Revenue))
+	for i, v := range h.Revenue {
+		rev[i] = float64(v)
+	}
+	p := plot.New()
+	p.Title.Text = "Revenue per 30 days, forecast as of " + f.AsOf.UTC().Format(time.DateOnly)
+	p.X.Label.Text = "days from the as-of date"
+	p.Y.Label.Text = "revenue per 30 days"
+	p.Add(plotter.NewGrid())
+
+	if rate := forecast.RunRate(rev, forecast.SmoothingDays); len(rate) > 0 {
+		hist := make(plotter.XYs, len(rate))
+		for i, v := range rate {
+			hist[i] = plotter.XY{X: float64(i - len(rate)), Y: v / unit}
+		}
+		line, err := plotter.NewLine(hist)
+		if err != nil {
+			return nil, err
+		}
+		line.Color = color.RGBA{R: 40, G: 40, B: 40, A: 255}
+		p.Add(line)
+		p.Legend.Add("history", line)
+	}
+	base := float64(f.BaseRevenue) / unit
+	mean := plotter.XYs{{X: 0, Y: base}}
+	upper := plotter.XYs{{X: 0, Y: base}}
+	lower := plotter.XYs{{X: 0, Y: base}}
+	for _, pr := range f.Predictions {
+		x := float64(pr.PeriodDays)
+		mean = append(mean, plotter.XY{X: x, Y: float64(pr.Predicted) / unit})
+		upper = append(upper, plotter.XY{X: x, Y: float64(pr.Upper) / unit})
+		lower = append(lower, plotter.XY{X: x, Y: float64(pr.Lower) / unit})
+	}
+	band := append(plotter.XYs{}, upper...)
+	for i := len(lower) - 1; i >= 0; i-- {
+		band = append(band, lower[i])
+	}
+	poly, err := plotter.NewPolygon(band)
+	if err != nil {
+		return nil, err
+	}
+	poly.Color = color.RGBA{R: 70, G: 130, B: 220, A: 90}
+	poly.LineStyle.Width = 0
+	p.Add(poly)
+	p.Legend.Add("95% interval", poly)
+	ml, mp, err := plotter.NewLinePoints(mean)
+	if err != nil {
+		return nil, err
+	}
+	ml.Color, mp.Color = color.RGBA{R: 20, G: 70, B: 180, A: 255}, color.RGBA{R: 20, G: 70, B: 180, A: 255}
+	p.Add(ml, mp)
+	p.Legend.Add("forecast mean", ml, mp)
+	p.Legend.Top, p.Legend.Left = true, true
+
+	w, err := p.WriterTo(8*vg.Inch, 4.5*vg.Inch, "png")
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
