@@ -46,11 +46,12 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	idFile := filepath.Join(t.TempDir(), "identity.txt")
 	require.NoError(t, os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600))
 
-	cfg := &config.Config{DatabaseURL: url, S3: s.Config, Backup: config.Backup{
-		Recipients: []string{id.Recipient().String()}, IdentityFile: idFile, KeepNightly: 7, KeepMonthly: 12,
-		DrillRTOTarget: 30 * time.Minute, DrillDatabaseURL: testharness.Postgres(t).URL,
-		Schedule: "0 2 * * *", DrillSchedule: "0 3 1 1,4,7,10 *",
-	}}
+	// Every domain's defaults (ApplySchedules applies all schedules), then this test's parts.
+	cfg, err := config.LoadFrom(func(string) (string, bool) { return "", false })
+	require.NoError(t, err)
+	cfg.DatabaseURL, cfg.S3 = url, s.Config
+	cfg.Backup.Recipients, cfg.Backup.IdentityFile = []string{id.Recipient().String()}, idFile
+	cfg.Backup.DrillDatabaseURL = testharness.Postgres(t).URL
 	require.NoError(t, EnsureSearchAttributes(ctx, c, "default"))
 	require.NoError(t, ApplySchedules(ctx, c, cfg))
 	require.NoError(t, ApplySchedules(ctx, c, cfg), "applying schedules again changes nothing")
