@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -146,7 +147,7 @@ func (s *Server) serveWS(c *gin.Context) {
 		return // the upgrader has answered
 	}
 	conn := &wsConn{h: h, ws: ws, user: p, id: uuid.New(), send: make(chan []byte, h.opts.SendBuffer),
-		done: make(chan struct{}), replaying: true, seen: map[uuid.UUID]bool{}}
+		done: make(chan struct{}), drained: make(chan struct{}), replaying: true, seen: map[uuid.UUID]bool{}}
 	h.register(conn)
 	go conn.writePump()
 
@@ -204,6 +205,10 @@ type wsConn struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+	// drained is closed when the read pump has read what the client was still sending after
+	// an oversize frame, so closing the socket does not reset the connection before the
+	// client has read the 1009 close frame.
+	drained   chan struct{}
 	closeCode int
 	closeText string
 
@@ -297,6 +302,12 @@ func (c *wsConn) writePump() {
 				_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText),
 					time.Now().Add(min(o.WriteWait, time.Second)))
 			}
+			if c.closeCode == closeMessageSize {
+				select { // the closing handshake: let the client read the close frame first
+				case <-c.drained:
+				case <-time.After(2 * time.Second):
+				}
+			}
 			return
 		}
 	}
@@ -314,8 +325,14 @@ func (c *wsConn) readPump(gc *gin.Context, s *Server) {
 		_, data, err := c.ws.ReadMessage()
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
-				// gorilla has sent 1009 already; make sure we close with it too.
+				// Close with 1009, then discard the rest of the frame and the client's close
+				// reply for a moment: closing a socket with unread input resets it, and the
+				// client would never see the close code.
 				c.close(closeMessageSize, "frame too large")
+				raw := c.ws.NetConn()
+				_ = raw.SetReadDeadline(time.Now().Add(time.Second))
+				_, _ = io.Copy(io.Discard, raw)
+				close(c.drained)
 			} else {
 				c.close(websocket.CloseAbnormalClosure, "")
 			}

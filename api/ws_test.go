@@ -333,7 +333,8 @@ func TestWSMalformedAndOversizeFrames(t *testing.T) {
 	require.Zero(t, e.count(`SELECT count(*) FROM messages`))
 
 	// A frame over the limit closes with 1009.
-	require.NoError(t, c.conn.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("x"), 200<<10)))
+	// The write itself may fail part-way: the server stops reading at the header.
+	_ = c.conn.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("x"), 200<<10))
 	require.NoError(t, c.conn.SetReadDeadline(time.Now().Add(10*time.Second)))
 	for {
 		_, _, err := c.conn.ReadMessage()
