@@ -26,5 +26,10 @@ lint: ## go vet and staticcheck
 bench: ## Benchmarks and load runs; each prints a table
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
+FUZZTIME ?= 30s
+fuzz: ## Fuzz the API's request decoders (FUZZTIME each; the seed corpora also run in make test)
+	$(GO) test -run '^$$' -fuzz '^FuzzCommentRequest$$' -fuzztime $(FUZZTIME) ./api/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessageRequest$$' -fuzztime $(FUZZTIME) ./api/
+
 clean:
 	rm -rf bin

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -246,12 +245,6 @@ func (a *app) drillCmd() *cobra.Command {
 	}
 	cmd.AddCommand(run, report)
 	return cmd
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func parseWhen(s string) (time.Time, error) {

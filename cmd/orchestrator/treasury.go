@@ -94,12 +94,6 @@ func (c *apiClient) do(method, path string, body any, out any) error {
 	return json.Unmarshal(b, out)
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 func (a *app) bailoutCmd() *cobra.Command {
 	var base, token, dataDir string
 	cmd := &cobra.Command{Use: "bailout", Short: "Request, sign, approve, cancel and follow insurance bailouts"}
