@@ -21,10 +21,10 @@ import (
 var predictLimit = db.Limit{Max: 10, Window: time.Hour}
 
 // registerAnalytics adds the endpoints of revenue forecasts and analytics. Only the creator
-// themself and the back office (admin, service) read a creator's analytics; other roles get
-// 403, another creator 404.
+// themself and admins read a creator's analytics (the rule); other roles get 403,
+// another creator 404. Machines refresh forecasts through the workflow, not this API.
 func (s *Server) registerAnalytics(g *gin.RouterGroup) {
-	readers := requireRole(RoleCreator, RoleAdmin, RoleService)
+	readers := requireRole(RoleCreator, RoleAdmin)
 	g.POST("/predict/revenue", readers, s.predictRevenue)
 	g.GET("/analytics/:creator_id/streams", readers, s.creatorStreams)
 	g.GET("/analytics/:creator_id/forecast", readers, s.latestForecast)
@@ -34,7 +34,7 @@ func (s *Server) registerAnalytics(g *gin.RouterGroup) {
 // mayReadAnalytics answers 404 to a creator asking about another creator.
 func mayReadAnalytics(c *gin.Context, creator uuid.UUID) bool {
 	p := principal(c)
-	if isBackOffice(p) || (p.Role == RoleCreator && p.UserID == creator) {
+	if p.Role == RoleAdmin || (p.Role == RoleCreator && p.UserID == creator) {
 		return true
 	}
 	notFound(c, "creator")

@@ -93,6 +93,7 @@ func TestPredictRevenueRejects(t *testing.T) {
 		{"no token", "", map[string]any{"creator_id": creator}, 401, "unauthenticated"},
 		{"fan", e.token(d.GoldFan, RoleFan), map[string]any{"creator_id": creator}, 403, "forbidden"},
 		{"council", e.token(d.Council[0], RoleCouncil), map[string]any{"creator_id": creator}, 403, "forbidden"},
+		{"service", e.token(d.Service, RoleService), map[string]any{"creator_id": creator}, 403, "forbidden"},
 		{"another creator", e.token(d.Creators[1].ID, RoleCreator), map[string]any{"creator_id": creator}, 404, "not_found"},
 		{"missing id", admin, map[string]any{}, 400, "missing_field"},
 		{"bad id", admin, map[string]any{"creator_id": "nope"}, 400, "invalid_id"},
