@@ -1,0 +1,596 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/creatorvault/orchestrator/db"
+	"github.com/creatorvault/orchestrator/internal/config"
+	"github.com/creatorvault/orchestrator/internal/testharness"
+)
+
+// Benchmarks of issue 8 (real-time WebSocket) and the POST /api/v1/messages half of issue 7.
+// Every benchmark runs real API instances (NewRouter on one fresh PostgreSQL database) behind
+// httptest servers on loopback; users and subscriptions are seeded with SQL because creating
+// thousands of them through the API would dominate the run.
+
+// raiseNoFile lifts the soft open-file limit to the hard one.
+func raiseNoFile(tb testing.TB) uint64 {
+	var rl syscall.Rlimit
+	require.NoError(tb, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl))
+	if rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		require.NoError(tb, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl))
+	}
+	return rl.Cur
+}
+
+// rtInstance is one API instance (its own Server, hub and LISTEN connection) on loopback.
+type rtInstance struct {
+	srv *httptest.Server
+}
+
+func (in rtInstance) wsURL() string { return "ws" + strings.TrimPrefix(in.srv.URL, "http") + "/ws" }
+
+// rtInstances starts n API instances on one database, with production defaults unless rt says
+// otherwise; the first uses pool, every other one its own pool on url (as separate processes
+// would, each with the production pool size). They stop when the benchmark ends.
+func rtInstances(b *testing.B, pool *pgxpool.Pool, url string, n int, rt RealtimeOptions) []rtInstance {
+	cfg, err := config.LoadFrom(func(string) (string, bool) { return "", false })
+	require.NoError(b, err)
+	cfg.Auth.JWTSecret = testSecret
+	var out []rtInstance
+	for i := range n {
+		if i > 0 {
+			p, err := db.Open(context.Background(), url)
+			require.NoError(b, err)
+			b.Cleanup(p.Close)
+			pool = p
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		router := NewRouter(Deps{Pool: pool, Config: cfg, Logger: slog.New(slog.DiscardHandler), Context: ctx, Realtime: rt})
+		srv := httptest.NewServer(router)
+		b.Cleanup(func() { cancel(); srv.Close() })
+		out = append(out, rtInstance{srv: srv})
+	}
+	return out
+}
+
+// seedFans creates `creators` creators with a Gold tier (level 3) and `perCreator` fans each
+// with an active Gold subscription, and returns the creators and the fans (fan i subscribes to
+// creator i / perCreator).
+func seedFans(b *testing.B, pool *pgxpool.Pool, creators, perCreator int) (cs, fans []uuid.UUID) {
+	ctx := context.Background()
+	run := uuid.NewString()[:8]
+	now := time.Now().UTC()
+	for c := range creators {
+		cid, tier := uuid.New(), uuid.New()
+		cs = append(cs, cid)
+		steps := []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO users (id, role, display_name) VALUES ($1, 'creator', 'Bench Creator')`, []any{cid}},
+			{`INSERT INTO creators (id, handle) VALUES ($1, $2)`, []any{cid, fmt.Sprintf("b_%s_%d", run, c)}},
+			{`INSERT INTO subscription_tiers (id, creator_id, name, level, price_stroops, asset) VALUES ($2, $1, 'Gold', 3, 10000000, 'USDC')`, []any{cid, tier}},
+			{`INSERT INTO users (id, role, display_name)
+			   SELECT md5($1::uuid::text || 'fan' || i)::uuid, 'fan', 'Bench Fan ' || i FROM generate_series(1, $2::int) i`, []any{cid, perCreator}},
+			{`INSERT INTO subscriptions (id, fan_id, creator_id, tier_id, started_at, current_period_end)
+			   SELECT gen_random_uuid(), md5($1::uuid::text || 'fan' || i)::uuid, $1, $2, $3::timestamptz - interval '1 day', $3::timestamptz + interval '29 days'
+			     FROM generate_series(1, $4::int) i`, []any{cid, tier, now, perCreator}},
+		}
+		for _, st := range steps {
+			_, err := pool.Exec(ctx, st.sql, st.args...)
+			require.NoError(b, err, st.sql)
+		}
+		rows, err := pool.Query(ctx, `SELECT md5($1::uuid::text || 'fan' || i)::uuid FROM generate_series(1, $2::int) i ORDER BY i`, cid, perCreator)
+		require.NoError(b, err)
+		for rows.Next() {
+			var f uuid.UUID
+			require.NoError(b, rows.Scan(&f))
+			fans = append(fans, f)
+		}
+		require.NoError(b, rows.Err())
+	}
+	return cs, fans
+}
+
+func tokensFor(b *testing.B, ids []uuid.UUID, role Role) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		tok, err := IssueToken(testSecret, id, role, 2*time.Hour, time.Now())
+		require.NoError(b, err)
+		out[i] = tok
+	}
+	return out
+}
+
+func rtDial(url, token string) (*websocket.Conn, error) {
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+token)
+	conn, resp, err := websocket.DefaultDialer.Dial(url, h)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		_ = conn.Close()
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return conn, nil
+}
+
+func quantile(lat []time.Duration, p float64) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+}
+
+// ---- 1. Connections held open and server memory per connection ----
+
+// serverMem is the process's memory as the server side sees it.
+type serverMem struct {
+	rss      uint64 // VmRSS
+	heapSt   uint64 // HeapInuse + StackInuse, after a GC
+	routines int
+}
+
+func readServerMem(b *testing.B) serverMem {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	data, err := os.ReadFile("/proc/self/status")
+	require.NoError(b, err)
+	var rss uint64
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			require.NoError(b, err)
+			rss = kb << 10
+		}
+	}
+	return serverMem{rss: rss, heapSt: ms.HeapInuse + ms.StackInuse, routines: runtime.NumGoroutine()}
+}
+
+// TestWSBenchClientProcess is not a test: BenchmarkWSConnections runs the test binary again
+// with this test selected and WS_BENCH_CHILD set, so the client sockets live in another
+// process and the benchmark's process holds only the servers. It dials WS_BENCH_CONNS
+// connections, spread round-robin over the URLs in WS_BENCH_URLS with the tokens in the file
+// WS_BENCH_TOKENS, keeps each one read (so pings are answered), prints "ready <ok> <failed>",
+// and closes them all when its standard input closes.
+func TestWSBenchClientProcess(t *testing.T) {
+	if os.Getenv("WS_BENCH_CHILD") == "" {
+		t.Skip("helper process of BenchmarkWSConnections")
+	}
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil && rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+	}
+	urls := strings.Split(os.Getenv("WS_BENCH_URLS"), ",")
+	raw, err := os.ReadFile(os.Getenv("WS_BENCH_TOKENS"))
+	require.NoError(t, err)
+	tokens := strings.Fields(string(raw))
+	n, err := strconv.Atoi(os.Getenv("WS_BENCH_CONNS"))
+	require.NoError(t, err)
+
+	conns := make([]*websocket.Conn, n)
+	var failed atomic.Int64
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				c, err := rtDial(urls[i%len(urls)], tokens[i%len(tokens)])
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				conns[i] = c
+				go func() {
+					for {
+						if _, _, err := c.ReadMessage(); err != nil {
+							return
+						}
+					}
+				}()
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Printf("ready %d %d\n", int64(n)-failed.Load(), failed.Load())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	for _, c := range conns {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+}
+
+// BenchmarkWSConnections holds N WebSockets (WS_BENCH_CONNS, default 10,000) open across two
+// API instances on one database and reports the server side's memory per connection. The
+// clients run in a child process (this test binary again, TestWSBenchClientProcess), so the
+// process measured holds only the two servers: its VmRSS and Go HeapInuse+StackInuse (after a
+// GC) before the clients connect and while all are open. The connections belong to 1,000 fans
+// with up to 10 devices each (creating 10,000 users adds nothing but seeding time; every
+// socket still has its own session row, goroutines and buffers). Target: under 50 KiB per
+// connection.
+func BenchmarkWSConnections(b *testing.B) {
+	n := 10_000
+	if v := os.Getenv("WS_BENCH_CONNS"); v != "" {
+		var err error
+		n, err = strconv.Atoi(v)
+		require.NoError(b, err)
+	}
+	limit := raiseNoFile(b)
+	if uint64(n)+500 > limit {
+		b.Logf("RLIMIT_NOFILE is %d; %d connections may not all fit", limit, n)
+	}
+	pool, url := testharness.FreshDB(b)
+	ins := rtInstances(b, pool, url, 2, RealtimeOptions{})
+	users := min(1000, n)
+	_, fans := seedFans(b, pool, 10, (users+9)/10)
+	tokFile := filepath.Join(b.TempDir(), "tokens")
+	require.NoError(b, os.WriteFile(tokFile, []byte(strings.Join(tokensFor(b, fans, RoleFan), "\n")), 0o600))
+
+	// Start both hubs (their LISTEN connections) and warm the code paths, so the baseline
+	// includes everything that does not grow with the number of connections.
+	for _, in := range ins {
+		c, err := rtDial(in.wsURL(), tokensFor(b, fans[:1], RoleFan)[0])
+		require.NoError(b, err)
+		time.Sleep(100 * time.Millisecond)
+		_ = c.Close()
+	}
+	time.Sleep(300 * time.Millisecond)
+
+	for i := 0; i < b.N; i++ {
+		before := readServerMem(b)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestWSBenchClientProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "WS_BENCH_CHILD=1", "WS_BENCH_URLS="+ins[0].wsURL()+","+ins[1].wsURL(),
+			"WS_BENCH_TOKENS="+tokFile, "WS_BENCH_CONNS="+strconv.Itoa(n))
+		stdin, err := cmd.StdinPipe()
+		require.NoError(b, err)
+		stdout, err := cmd.StdoutPipe()
+		require.NoError(b, err)
+		cmd.Stderr = os.Stderr
+		start := time.Now()
+		require.NoError(b, cmd.Start())
+		var ok, failed int
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if _, err := fmt.Sscanf(sc.Text(), "ready %d %d", &ok, &failed); err == nil {
+				break
+			}
+		}
+		connectTime := time.Since(start)
+		// Let the last handshakes finish their session rows and presence queries.
+		var sessions int
+		for range 50 {
+			require.NoError(b, pool.QueryRow(context.Background(), `SELECT count(*) FROM ws_sessions`).Scan(&sessions))
+			if sessions >= ok {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Second) // held open; at least one heartbeat round
+		after := readServerMem(b)
+		_ = stdin.Close()
+		go func() { _, _ = io.Copy(io.Discard, stdout) }()
+		require.NoError(b, cmd.Wait())
+
+		per := func(a, z uint64) float64 { return (float64(z) - float64(a)) / float64(max(ok, 1)) }
+		b.Logf("\n%-36s %s\n%-36s %d (failed %d) over 2 instances, %d fan users, connected in %s; %d session rows\n%-36s %.1f MiB -> %.1f MiB (+%.1f MiB)\n%-36s %.1f MiB -> %.1f MiB (+%.1f MiB)\n%-36s %d -> %d\n%-36s RSS %.1f KiB, heap+stack %.1f KiB (target < 50 KiB)",
+			"WebSocket connections held open", "(clients in a child process; the server process is measured)",
+			"connections", ok, failed, len(fans), connectTime.Round(time.Millisecond), sessions,
+			"server VmRSS", float64(before.rss)/(1<<20), float64(after.rss)/(1<<20), (float64(after.rss)-float64(before.rss))/(1<<20),
+			"Go HeapInuse+StackInuse (after GC)", float64(before.heapSt)/(1<<20), float64(after.heapSt)/(1<<20), (float64(after.heapSt)-float64(before.heapSt))/(1<<20),
+			"goroutines", before.routines, after.routines,
+			"per connection", per(before.rss, after.rss)/1024, per(before.heapSt, after.heapSt)/1024)
+		b.ReportMetric(per(before.rss, after.rss), "rss-B/conn")
+		b.ReportMetric(per(before.heapSt, after.heapSt), "heap+stack-B/conn")
+		b.ReportMetric(float64(ok), "conns")
+		require.Zero(b, failed)
+	}
+}
+
+// ---- 2. Delivery latency across instances ----
+
+// BenchmarkWSDeliveryLatency: 200 Gold fans connected to instance A send SendMessage frames
+// to 10 creators connected to instance B, 1,000 messages per second in total (one frame per
+// millisecond tick, fans in turn) for 3 seconds: 15 messages per fan, under the production
+// limit of 20 per minute per user. The first 8 bytes of each ciphertext carry the message's
+// sequence number, so the recipient matches a NewMessage to its send time. Target: p99 under
+// 25 ms.
+func BenchmarkWSDeliveryLatency(b *testing.B) {
+	raiseNoFile(b)
+	pool, url := testharness.FreshDB(b)
+	ins := rtInstances(b, pool, url, 2, RealtimeOptions{})
+	const (
+		creators   = 10
+		perCreator = 20
+		duration   = 3 * time.Second
+	)
+	cs, fans := seedFans(b, pool, creators, perCreator)
+	w := deliveryWorld{ins: ins, cs: cs, fans: fans, perCreator: perCreator,
+		ctoks: tokensFor(b, cs, RoleCreator), ftoks: tokensFor(b, fans, RoleFan)}
+
+	for i := 0; i < b.N; i++ {
+		// 250 msg/s first (at most 4 per fan), then the target 1,000 (15 per fan): 19 per fan
+		// in the minute, within the production limit of 20.
+		low := w.run(b, 250, duration)
+		high := w.run(b, 1000, duration)
+		row := func(r deliveryResult) string {
+			return fmt.Sprintf("%9d %9.0f %6d/%-6d %6d %9s %9s %9s %9s", r.rate, r.achieved, r.delivered, r.total, r.errors,
+				r.q(0.50), r.q(0.95), r.q(0.99), r.q(1))
+		}
+		b.Logf("\ndelivery A -> B (2 instances, loopback; 200 Gold fans on A -> 10 creators on B, %s per rate)\n%9s %9s %13s %6s %9s %9s %9s %9s\n%s\n%s\ntarget: p99 < 25ms at 1000 msg/s",
+			duration, "msg/s", "sent/s", "delivered", "errors", "p50", "p95", "p99", "max", row(low), row(high))
+		b.ReportMetric(float64(high.lat99().Microseconds())/1000, "p99-ms")
+		b.ReportMetric(high.achieved, "sent-msg/s")
+		b.ReportMetric(float64(low.lat99().Microseconds())/1000, "p99-ms@250")
+		require.Equal(b, low.total, low.delivered, "every message delivered")
+		require.Equal(b, high.total, high.delivered, "every message delivered")
+	}
+}
+
+// deliveryWorld is the set-up of BenchmarkWSDeliveryLatency.
+type deliveryWorld struct {
+	ins          []rtInstance
+	cs, fans     []uuid.UUID
+	perCreator   int
+	ctoks, ftoks []string
+}
+
+// deliveryResult is one paced run.
+type deliveryResult struct {
+	rate, total, delivered int
+	errors                 int64
+	achieved               float64
+	lat                    []time.Duration // sorted
+}
+
+func (r deliveryResult) q(p float64) time.Duration {
+	return quantile(r.lat, p).Round(10 * time.Microsecond)
+}
+func (r deliveryResult) lat99() time.Duration { return quantile(r.lat, 0.99) }
+
+// run connects the creators to instance B and the fans to instance A, sends rate frames per
+// second for duration (fans in turn) and waits for the NewMessages.
+func (w deliveryWorld) run(b *testing.B, rate int, duration time.Duration) deliveryResult {
+	ins, cs, fans, perCreator, ctoks, ftoks := w.ins, w.cs, w.fans, w.perCreator, w.ctoks, w.ftoks
+	total := rate * int(duration/time.Second)
+	sent := make([]time.Time, total)
+	got := make([]time.Duration, total)
+	var received, errFrames atomic.Int64
+	allIn := make(chan struct{})
+	var once sync.Once
+
+	var readers sync.WaitGroup
+	var recips []*websocket.Conn
+	for _, tok := range ctoks {
+		c, err := rtDial(ins[1].wsURL(), tok)
+		require.NoError(b, err)
+		recips = append(recips, c)
+		readers.Go(func() {
+			for {
+				_, data, err := c.ReadMessage()
+				now := time.Now()
+				if err != nil {
+					return
+				}
+				var f struct {
+					Type             string `json:"type"`
+					EncryptedContent string `json:"encrypted_content"`
+				}
+				if json.Unmarshal(data, &f) != nil || f.Type != "NewMessage" {
+					continue
+				}
+				ct, err := base64.StdEncoding.DecodeString(f.EncryptedContent)
+				if err != nil || len(ct) < 8 {
+					continue
+				}
+				seq := binary.BigEndian.Uint64(ct)
+				if seq < uint64(total) && got[seq] == 0 {
+					got[seq] = now.Sub(sent[seq])
+					if received.Add(1) == int64(total) {
+						once.Do(func() { close(allIn) })
+					}
+				}
+			}
+		})
+	}
+	var senders []*websocket.Conn
+	for _, tok := range ftoks {
+		c, err := rtDial(ins[0].wsURL(), tok)
+		require.NoError(b, err)
+		senders = append(senders, c)
+		readers.Go(func() {
+			for {
+				_, data, err := c.ReadMessage()
+				if err != nil {
+					return
+				}
+				if bytes.Contains(data, []byte(`"type":"Error"`)) {
+					if errFrames.Add(1) <= 3 {
+						b.Logf("error frame: %s", data)
+					}
+				}
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond) // presence and session rows settle
+
+	nonce := randomB64(24)
+	payload := make([]byte, 64)
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	start := time.Now()
+	for seq := range total {
+		<-tick.C
+		fan := seq % len(fans)
+		binary.BigEndian.PutUint64(payload, uint64(seq))
+		frame, _ := json.Marshal(map[string]any{"type": "SendMessage", "recipient_id": cs[fan/perCreator].String(),
+			"encrypted_content": base64.StdEncoding.EncodeToString(payload), "nonce": nonce, "client_id": strconv.Itoa(seq)})
+		sent[seq] = time.Now()
+		require.NoError(b, senders[fan].WriteMessage(websocket.TextMessage, frame))
+	}
+	sendTime := time.Since(start)
+	tick.Stop()
+	select {
+	case <-allIn:
+	case <-time.After(15 * time.Second):
+	}
+	for _, c := range append(senders, recips...) {
+		_ = c.Close()
+	}
+	readers.Wait()
+
+	var lat []time.Duration
+	for _, d := range got {
+		if d > 0 {
+			lat = append(lat, d)
+		}
+	}
+	slices.Sort(lat)
+	return deliveryResult{rate: rate, total: total, delivered: len(lat), errors: errFrames.Load(),
+		achieved: float64(total) / sendTime.Seconds(), lat: lat}
+}
+
+// ---- 3. POST /api/v1/messages under load ----
+
+// rtLoad runs conns workers for d; worker w's k-th request is mk(w, k), and a request counts
+// as an error unless it answers want. Workers whose mk returns nil stop early.
+func rtLoad(client *http.Client, conns int, d time.Duration, want int, mk func(w, k int) *http.Request) cmLoadResult {
+	var mu sync.Mutex
+	var lat []time.Duration
+	errs := 0
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range conns {
+		wg.Go(func() {
+			var mine []time.Duration
+			bad := 0
+			for k := 0; time.Now().Before(deadline); k++ {
+				req := mk(w, k)
+				if req == nil {
+					break
+				}
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+				}
+				mine = append(mine, time.Since(t0))
+				if err != nil || resp.StatusCode != want {
+					bad++
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			errs += bad
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	return cmLoadResult{requests: len(lat), errors: errs, rps: float64(len(lat)) / elapsed.Seconds(), p50: quantile(lat, 0.50), p99: quantile(lat, 0.99)}
+}
+
+// BenchmarkMessagesPost: POST /api/v1/messages (a 40-byte ciphertext from a Gold fan to the
+// creator) at 100 concurrent connections for 3 seconds through a real httptest server, against
+// GET /health on the same server in the same run. The production limit of 20 messages per
+// minute per user stays: 4,000 Gold fans, 40 per connection, each sending at most 20, which
+// caps the run at 80,000 messages (far above what 3 seconds reach here).
+func BenchmarkMessagesPost(b *testing.B) {
+	raiseNoFile(b)
+	pool, url := testharness.FreshDB(b)
+	ins := rtInstances(b, pool, url, 1, RealtimeOptions{})
+	const (
+		conns   = 100
+		perConn = 40
+	)
+	cs, fans := seedFans(b, pool, 10, conns*perConn/10)
+	ftoks := tokensFor(b, fans, RoleFan)
+	perCreator := len(fans) / len(cs)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
+	base := ins[0].srv.URL
+
+	// Warm up with the last fan of each connection (so the load's fans start with a full bucket).
+	resp, err := client.Get(base + "/health")
+	require.NoError(b, err)
+	_ = resp.Body.Close()
+	body := func(fan int) []byte {
+		buf, _ := json.Marshal(dm(cs[fan/perCreator]))
+		return buf
+	}
+	for w := range 4 {
+		fan := w*perConn + perConn - 1
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/messages", bytes.NewReader(body(fan)))
+		req.Header.Set("Authorization", "Bearer "+ftoks[fan])
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		require.NoError(b, err)
+		require.Equal(b, http.StatusCreated, resp.StatusCode)
+		_ = resp.Body.Close()
+	}
+
+	for i := 0; i < b.N; i++ {
+		health := rtLoad(client, conns, 3*time.Second, http.StatusOK, func(_, _ int) *http.Request {
+			req, _ := http.NewRequest(http.MethodGet, base+"/health", nil)
+			return req
+		})
+		post := rtLoad(client, conns, 3*time.Second, http.StatusCreated, func(w, k int) *http.Request {
+			if k >= perConn*19 { // every fan of this connection has used its minute (one warm-up message included)
+				return nil
+			}
+			fan := w*perConn + k%perConn
+			req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/messages", bytes.NewReader(body(fan)))
+			req.Header.Set("Authorization", "Bearer "+ftoks[fan])
+			req.Header.Set("Content-Type", "application/json")
+			return req
+		})
+		ratio := post.rps / health.rps
+		b.Logf("\n%-34s %9s %8s %10s %10s\n%-34s %9.0f %8d %10s %10s\n%-34s %9.0f %8d %10s %10s\nPOST/health throughput: %.1f%%; pool max conns %d",
+			"endpoint (100 connections, 3 s)", "req/s", "errors", "p50", "p99",
+			"GET /health", health.rps, health.errors, health.p50.Round(10*time.Microsecond), health.p99.Round(10*time.Microsecond),
+			"POST /api/v1/messages", post.rps, post.errors, post.p50.Round(10*time.Microsecond), post.p99.Round(10*time.Microsecond),
+			100*ratio, pool.Config().MaxConns)
+		b.ReportMetric(post.rps, "post-req/s")
+		b.ReportMetric(float64(post.p99.Microseconds())/1000, "post-p99-ms")
+		b.ReportMetric(100*ratio, "post/health-%")
+		require.Zero(b, post.errors)
+	}
+}
