@@ -464,7 +464,7 @@ func serverMajor(ctx context.Context, q interface {
 func pgArgs(dbURL string) (args, env []string, err error) {
 	u, err := url.Parse(dbURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return nil, nil, errors.New("backup: database URL must be postgres://...")
+		return nil, nil, errors.New("backup: the database URL must be a postgres:// URL")
 	}
 	if u.User != nil {
 		if p, ok := u.User.Password(); ok {
