@@ -188,6 +188,9 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 	if err := WriteDemoEnv(envFile, dataset, cfg.Auth.JWTSecret); err != nil {
 		return err
 	}
+	if err := appendDevEnv(envFile, cfg); err != nil {
+		return err
+	}
 	printBanner(opts.Out, pg.Source, apiURL, uiURL, cfg, banner, time.Since(started))
 	dataset.WriteTour(opts.Out, apiURL, envFile)
 	if opts.Ready != nil {
@@ -257,6 +260,28 @@ func WriteDemoEnv(path string, d *demo.Dataset, secret []byte) error {
 		return fmt.Errorf("demo tokens: %w", err)
 	}
 	return nil
+}
+
+// appendDevEnv adds the dev stack's connection settings to the tour's env file (0600), so the
+// CLI commands that talk to PostgreSQL, the object store or Temporal (backup, restore, drill,
+// forecast, treasury verify) work after one `source .data/demo.env`, whichever PostgreSQL the
+// stack picked.
+func appendDevEnv(path string, cfg *config.Config) error {
+	q := func(v string) string { return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'" }
+	block := "\n# The dev stack, for the CLI\n" +
+		"export DATABASE_URL=" + q(cfg.DatabaseURL) + "\n" +
+		"export TEMPORAL_ADDRESS=" + q(cfg.TemporalAddress) + "\n" +
+		"export S3_ENDPOINT=" + q(cfg.S3.Endpoint) + "\n" +
+		"export S3_BUCKET=" + q(cfg.S3.Bucket) + "\n"
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("demo env: %w", err)
+	}
+	if _, err := f.WriteString(block); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("demo env: %w", err)
+	}
+	return f.Close()
 }
 
 // devSecret reads a generated secret from path, creating it (0600) on first use.
