@@ -2,12 +2,9 @@ package api
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,50 +24,15 @@ type cmLoadResult struct {
 	p50, p99 time.Duration
 }
 
-// load sends GETs to url from conns connections for d and measures.
+// cmLoad sends GETs to url from conns connections for d and measures (rtLoad does the work).
 func cmLoad(client *http.Client, url, token string, conns int, d time.Duration) cmLoadResult {
-	var mu sync.Mutex
-	var lat []time.Duration
-	errs := 0
-	deadline := time.Now().Add(d)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range conns {
-		wg.Go(func() {
-			var mine []time.Duration
-			bad := 0
-			for time.Now().Before(deadline) {
-				req, _ := http.NewRequest(http.MethodGet, url, nil)
-				if token != "" {
-					req.Header.Set("Authorization", "Bearer "+token)
-				}
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					_ = resp.Body.Close()
-				}
-				mine = append(mine, time.Since(t0))
-				if err != nil || resp.StatusCode != http.StatusOK {
-					bad++
-				}
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			errs += bad
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(lat)
-	q := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
+	return rtLoad(client, conns, d, http.StatusOK, func(int, int) *http.Request {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
 		}
-		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
-	}
-	return cmLoadResult{requests: len(lat), errors: errs, rps: float64(len(lat)) / elapsed.Seconds(), p50: q(0.50), p99: q(0.99)}
+		return req
+	})
 }
 
 // seedCommentLoad gives a creator 10,000 comments (5,000 threads of a comment and a reply)

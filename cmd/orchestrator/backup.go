@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -20,17 +19,12 @@ import (
 	"github.com/creatorvault/orchestrator/backup"
 	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/internal/objstore"
-	"github.com/creatorvault/orchestrator/internal/stack"
 	"github.com/creatorvault/orchestrator/workflows"
 )
 
 // backupCommands are the operator commands of the backup domain.
 func (a *app) backupCommands() []*cobra.Command {
 	return []*cobra.Command{a.backupCmd(), a.restoreCmd(), a.drillCmd()}
-}
-
-func (a *app) temporalClient(ctx context.Context) (client.Client, error) {
-	return stack.DialTemporal(ctx, a.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // s3Client builds the S3 client from configuration; a loopback endpoint without AWS
@@ -89,12 +83,9 @@ func (a *app) backupCmd() *cobra.Command {
 		Short: "List backups from the catalog (DATABASE_URL), newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.cfg.RequireDatabase(); err != nil {
-				return err
-			}
-			pool, err := db.Open(cmd.Context(), a.cfg.DatabaseURL)
+			pool, err := a.openPool(cmd.Context())
 			if err != nil {
-				return fmt.Errorf("DATABASE_URL: %w", err)
+				return err
 			}
 			defer pool.Close()
 			rows, err := db.ListBackups(cmd.Context(), pool, status, limit)
@@ -225,12 +216,9 @@ func (a *app) drillCmd() *cobra.Command {
 		Short: "Print the latest drill's report (DATABASE_URL)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.cfg.RequireDatabase(); err != nil {
-				return err
-			}
-			pool, err := db.Open(cmd.Context(), a.cfg.DatabaseURL)
+			pool, err := a.openPool(cmd.Context())
 			if err != nil {
-				return fmt.Errorf("DATABASE_URL: %w", err)
+				return err
 			}
 			defer pool.Close()
 			drills, err := db.ListDrills(cmd.Context(), pool, 1)

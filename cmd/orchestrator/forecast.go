@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"text/tabwriter"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -19,7 +17,6 @@ import (
 	"github.com/creatorvault/orchestrator/activities"
 	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/forecast"
-	"github.com/creatorvault/orchestrator/internal/stack"
 	"github.com/creatorvault/orchestrator/workflows"
 )
 
@@ -71,7 +68,7 @@ func (a *app) forecastRefreshCmd() *cobra.Command {
 				in.Creators = []uuid.UUID{c}
 				id = workflows.ForecastRefreshWorkflowID(c, day)
 			}
-			tc, err := stack.DialTemporal(ctx, a.cfg, slog.New(slog.DiscardHandler))
+			tc, err := a.temporalClient(ctx)
 			if err != nil {
 				return err
 			}
@@ -123,17 +120,6 @@ func waitRefresh(ctx context.Context, tc client.Client, run client.WorkflowRun, 
 			}
 		}
 	}
-}
-
-func (a *app) openPool(ctx context.Context) (*pgxpool.Pool, error) {
-	if err := a.cfg.RequireDatabase(); err != nil {
-		return nil, err
-	}
-	pool, err := db.Open(ctx, a.cfg.DatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	return pool, nil
 }
 
 func (a *app) forecastShowCmd() *cobra.Command {
