@@ -39,6 +39,8 @@ type Backup struct {
 	KeepMonthly int
 	// HeartbeatEvery is how often progress is reported; zero means 5 seconds.
 	HeartbeatEvery time.Duration
+	// TreasuryAnchor, when set, reads the treasury chain's newest anchor for the manifest.
+	TreasuryAnchor func(context.Context) *backup.TreasuryAnchor
 }
 
 // BackupRunInput names one backup.
@@ -117,7 +119,7 @@ func (a *Backup) Run(ctx context.Context, in BackupRunInput) (BackupRunResult, e
 	m, err := backup.Run(ctx, a.Store, backup.Options{
 		ID: in.BackupID, DatabaseURL: a.DatabaseURL, PGBinDir: a.PGBinDir,
 		Recipients: a.Recipients, Passphrase: a.Passphrase,
-		Progress: func(n int64) { stored.Store(n) },
+		Progress: func(n int64) { stored.Store(n) }, TreasuryAnchor: a.treasuryAnchor(ctx),
 	})
 	stop()
 	if err != nil {

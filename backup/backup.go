@@ -93,6 +93,20 @@ type Manifest struct {
 	Recipients      []string `json:"recipients"`
 	Passphrase      bool     `json:"passphrase,omitempty"`
 	Tables          []Table  `json:"tables"`
+	// TreasuryAnchor is the treasury chain's newest head published on Stellar when the backup
+	// ran: a restore's `treasury verify` can be held against it.
+	TreasuryAnchor *TreasuryAnchor `json:"treasury_anchor,omitempty"`
+}
+
+// TreasuryAnchor is the newest anchor of the treasury's event chain (see contracts.Anchor).
+type TreasuryAnchor struct {
+	Account string    `json:"account"`
+	Seq     int64     `json:"seq,omitempty"`
+	Head    string    `json:"head,omitempty"`
+	TxHash  string    `json:"tx_hash,omitempty"`
+	At      time.Time `json:"at,omitzero"`
+	// Error says why no anchor could be read (the backup itself does not depend on Horizon).
+	Error string `json:"error,omitempty"`
 }
 
 // Options configure one backup.
@@ -113,6 +127,8 @@ type Options struct {
 	Progress func(stored int64)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// TreasuryAnchor, when set, is recorded in the manifest.
+	TreasuryAnchor *TreasuryAnchor
 }
 
 // ParseRecipients turns X25519 public keys into age recipients.
@@ -189,7 +205,7 @@ func Run(ctx context.Context, st Store, o Options) (*Manifest, error) {
 		return nil, err
 	}
 	m := &Manifest{ID: o.ID, Format: Format, StartedAt: now().UTC(), Object: st.ObjectKey(o.ID),
-		Recipients: o.Recipients, Passphrase: o.Passphrase != ""}
+		Recipients: o.Recipients, Passphrase: o.Passphrase != "", TreasuryAnchor: o.TreasuryAnchor}
 	if m.Recipients == nil {
 		m.Recipients = []string{}
 	}

@@ -61,7 +61,7 @@ func registerBackup(_ context.Context, w worker.Registry, d Deps) (func(), error
 	w.RegisterActivityWithOptions(&activities.Backup{
 		Pool: d.Pool, Store: backupStore(d), DatabaseURL: backupDatabaseURL(d.Config),
 		Recipients: recipients, Passphrase: passphrase, PGBinDir: b.PGBinDir,
-		KeepNightly: b.KeepNightly, KeepMonthly: b.KeepMonthly,
+		KeepNightly: b.KeepNightly, KeepMonthly: b.KeepMonthly, TreasuryAnchor: manifestAnchor(d.Config),
 	}, activity.RegisterOptions{})
 	return nil, nil
 }

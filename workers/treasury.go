@@ -32,5 +32,15 @@ func registerTreasury(ctx context.Context, w worker.Registry, d Deps) (func(), e
 	w.RegisterWorkflowWithOptions(workflows.Bailout, workflow.RegisterOptions{Name: workflows.BailoutWorkflowName})
 	w.RegisterActivityWithOptions(&activities.Treasury{Store: db.NewTreasury(pool), Config: d.Config.Treasury},
 		activity.RegisterOptions{SkipInvalidStructFunctions: true})
-	return cleanup, nil
+	stop, err := registerTreasuryIntegrity(ctx, w, d, pool)
+	if stop != nil {
+		inner := cleanup
+		cleanup = func() {
+			stop()
+			if inner != nil {
+				inner()
+			}
+		}
+	}
+	return cleanup, err
 }

@@ -146,37 +146,7 @@ func (a *app) bailoutCmd() *cobra.Command {
 		},
 	}
 
-	var keyFile, hash string
-	var cancel bool
-	sign := &cobra.Command{
-		Use:   "sign --key-file FILE --hash TX_HASH [--cancel]",
-		Short: "Sign a bailout's transaction hash (or its cancel message) offline; prints only the signature",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			kp, err := readSeed(keyFile)
-			if err != nil {
-				return err
-			}
-			msg, err := contracts.TxHashBytes(hash)
-			if err != nil {
-				return fmt.Errorf("--hash: %w", err)
-			}
-			if cancel {
-				msg = contracts.CancelMessage(strings.ToLower(hash))
-			}
-			sig, err := kp.Sign(msg)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), activities.SignatureBase64(sig))
-			return nil
-		},
-	}
-	sign.Flags().StringVar(&keyFile, "key-file", "", "file holding the member's secret seed (required)")
-	sign.Flags().StringVar(&hash, "hash", "", "the bailout's tx_hash, hex (required)")
-	sign.Flags().BoolVar(&cancel, "cancel", false, "sign the cancel message instead of the transaction")
-	_ = sign.MarkFlagRequired("key-file")
-	_ = sign.MarkFlagRequired("hash")
+	sign := a.bailoutSignCmd(&base, &token, &dataDir)
 
 	signed := func(use, short, path string, message func(hash string) ([]byte, error)) *cobra.Command {
 		var signer, signature, keyFile string
@@ -195,13 +165,12 @@ func (a *app) bailoutCmd() *cobra.Command {
 					if err != nil {
 						return err
 					}
-					var st struct {
-						TxHash string `json:"tx_hash"`
+					// Show what is signed and check it against the bailout's record first.
+					st, err := a.inspectBailout(c, args[0], cmd.ErrOrStderr())
+					if err != nil {
+						return fmt.Errorf("nothing signed: %w", err)
 					}
-					if err := c.do(http.MethodGet, "/api/v1/bailouts/"+args[0], nil, &st); err != nil {
-						return err
-					}
-					msg, err := message(st.TxHash)
+					msg, err := message(st.Hash)
 					if err != nil {
 						return errors.New("the bailout has no transaction yet; try again in a moment")
 					}
@@ -227,7 +196,7 @@ func (a *app) bailoutCmd() *cobra.Command {
 		c.Flags().StringVar(&keyFile, "key-file", "", "sign here with this secret seed file instead (the seed never leaves this machine)")
 		return c
 	}
-	cmd.AddCommand(request, status, sign,
+	cmd.AddCommand(request, status, sign, a.bailoutInspectCmd(&base, &token, &dataDir),
 		signed("approve", "Hand a council member's signature to the bailout (refused at once when invalid)", "/approvals", contracts.TxHashBytes),
 		signed("cancel", "Cancel a bailout with a council member's signed cancel message", "/cancel",
 			func(h string) ([]byte, error) {
@@ -255,7 +224,7 @@ func readSeed(path string) (*keypair.Full, error) {
 func (a *app) treasuryCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "treasury", Short: "Check the insurance fund's event chain; set up the 5-of-5 account"}
 	verify := &cobra.Command{
-		Use: "verify", Short: "Walk the treasury's hash chain (DATABASE_URL); exit 1 at a break", Args: cobra.NoArgs,
+		Use: "verify", Short: "Walk the treasury's hash chain (DATABASE_URL) and check it against its anchors on Stellar; exit 1 at a break", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			url := a.cfg.Treasury.DatabaseURL
 			if url == "" {
@@ -278,7 +247,7 @@ func (a *app) treasuryCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "treasury chain intact: %d events\n", n)
-			return nil
+			return a.verifyAnchors(cmd, pool)
 		},
 	}
 	var seq int64
@@ -317,7 +286,7 @@ and submit it; from then on the network enforces the same 5-of-5 rule as the wor
 		},
 	}
 	multisig.Flags().Int64Var(&seq, "sequence", 0, "the account's current sequence number (default: asked from HORIZON_URL)")
-	cmd.AddCommand(verify, multisig)
+	cmd.AddCommand(verify, multisig, a.treasuryReconcileCmd())
 	return cmd
 }
 

@@ -23,6 +23,8 @@ type Treasury struct {
 	// GracePeriod is how long after the timelock a bailout may still execute
 	// (BAILOUT_GRACE_PERIOD).
 	GracePeriod time.Duration
+	// Integrity: timelock floor, reconciliation and anchoring (treasury_integrity.go).
+	Integrity Integrity
 }
 
 // TestnetPassphrase is the Stellar test network's passphrase, the default network.
@@ -38,5 +40,6 @@ func loadTreasury(e *env) Treasury {
 		USDCIssuer:        e.str("USDC_ISSUER", ""),
 		Timelock:          e.duration("BAILOUT_TIMELOCK", 14*24*time.Hour),
 		GracePeriod:       e.duration("BAILOUT_GRACE_PERIOD", 7*24*time.Hour),
+		Integrity:         loadIntegrity(e),
 	}
 }

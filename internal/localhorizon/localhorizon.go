@@ -28,6 +28,7 @@ type Server struct {
 	accounts   map[string]*account
 	txs        map[string]record
 	submits    int
+	log        []string // hashes in ledger order (history.go)
 }
 
 type account struct {
@@ -81,6 +82,10 @@ func (s *Server) Transactions() map[string]string {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if id, ok := accountSubpath(r.URL.Path); ok && r.Method == http.MethodGet {
+		s.accountTransactions(w, r, id)
+		return
+	}
 	switch {
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/accounts/"):
 		s.getAccount(w, strings.TrimPrefix(r.URL.Path, "/accounts/"))
@@ -227,6 +232,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	acct.seq = seq
 	rec := record{Hash: hash, Envelope: env, At: s.now(), Source: src, Seq: seq}
 	s.txs[hash] = rec
+	s.log = append(s.log, hash)
 	s.submits++
 	w.Header().Set("Content-Type", "application/hal+json")
 	_ = json.NewEncoder(w).Encode(s.txJSON(rec))

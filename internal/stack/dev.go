@@ -137,7 +137,7 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 
 	// Each domain's dev defaults (local Horizon, demo keys, demo backup identity).
 	var banner []string
-	for _, setup := range []devSetup{devTreasury, devBackup} {
+	for _, setup := range []devSetup{devTreasuryIntegrity, devTreasury, devBackup} {
 		lines, err := setup(ctx, cfg, opts.DataDir, &stack)
 		if err != nil {
 			return err

@@ -52,6 +52,9 @@ func devTreasury(ctx context.Context, cfg *config.Config, dataDir string, stack 
 	if t.HorizonURL == "" {
 		hz := localhorizon.New(t.NetworkPassphrase)
 		hz.AddAccount(t.Account, 1, t.CouncilKeys)
+		if a := t.Integrity.AnchorAccount; a != "" {
+			hz.AddAccount(a, 1, nil) // devTreasuryIntegrity's demo anchor account
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("local Horizon: %w", err)

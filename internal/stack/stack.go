@@ -31,6 +31,9 @@ import (
 // RunAPI serves the HTTP API until ctx ends. Temporal is dialled lazily: the API starts while
 // Temporal is down, and /ready says so.
 func RunAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	if err := cfg.Treasury.CheckTimelockFloor(); err != nil {
+		return err
+	}
 	if err := cfg.RequireDatabase(); err != nil {
 		return err
 	}
@@ -53,6 +56,9 @@ func RunAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger) error 
 // RunWorker runs the Temporal workers until ctx ends. It fails at once when Temporal cannot
 // be reached, naming TEMPORAL_ADDRESS.
 func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	if err := cfg.Treasury.CheckTimelockFloor(); err != nil {
+		return err
+	}
 	if err := cfg.RequireDatabase(); err != nil {
 		return err
 	}
