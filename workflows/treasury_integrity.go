@@ -19,7 +19,9 @@ const (
 
 // TreasuryAnchorEventWorkflowID is the id of the anchoring started for treasury event seq: a
 // notification seen by several workers, or twice, starts it once.
-func TreasuryAnchorEventWorkflowID(seq int64) string { return fmt.Sprintf("treasury-anchor-event-%d", seq) }
+func TreasuryAnchorEventWorkflowID(seq int64) string {
+	return fmt.Sprintf("treasury-anchor-event-%d", seq)
+}
 
 // TreasuryAnchor publishes the treasury chain's current head on Stellar (memo hash of a
 // transaction from the anchor account). It takes no input: what is anchored is the database's

@@ -33,10 +33,13 @@ type Server struct {
 
 type account struct {
 	seq     int64
+	// balances by "XLM" or "CODE:ISSUER", in stroops; nil means not modelled (balances.go).
+	balances map[string]int64
 	signers []string // required signers (5-of-5); empty means the account's own key
 }
 
 type record struct {
+	Failed   bool // included but failed (balances.go)
 	Hash     string
 	Envelope string
 	At       time.Time
@@ -125,11 +128,12 @@ func (s *Server) getAccount(w http.ResponseWriter, id string) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/hal+json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "account_id": id, "sequence": strconv.FormatInt(seq, 10)})
+	_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "account_id": id, "sequence": strconv.FormatInt(seq, 10),
+		"balances": s.balancesJSON(id)})
 }
 
 func (s *Server) txJSON(r record) map[string]any {
-	return map[string]any{"id": r.Hash, "hash": r.Hash, "successful": true, "ledger": 1,
+	return map[string]any{"id": r.Hash, "hash": r.Hash, "successful": !r.Failed, "ledger": 1,
 		"created_at": r.At.UTC().Format(time.RFC3339), "source_account": r.Source,
 		"source_account_sequence": strconv.FormatInt(r.Seq, 10), "envelope_xdr": r.Envelope}
 }
@@ -230,7 +234,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	acct.seq = seq
-	rec := record{Hash: hash, Envelope: env, At: s.now(), Source: src, Seq: seq}
+	rec := record{Hash: hash, Envelope: env, At: s.now(), Source: src, Seq: seq, Failed: !s.applyLocked(tx)}
 	s.txs[hash] = rec
 	s.log = append(s.log, hash)
 	s.submits++
