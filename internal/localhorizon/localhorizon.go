@@ -32,10 +32,10 @@ type Server struct {
 }
 
 type account struct {
-	seq     int64
+	seq int64
 	// balances by "XLM" or "CODE:ISSUER", in stroops; nil means not modelled (balances.go).
 	balances map[string]int64
-	signers []string // required signers (5-of-5); empty means the account's own key
+	signers  []string // required signers (5-of-5); empty means the account's own key
 }
 
 type record struct {
