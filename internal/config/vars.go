@@ -34,6 +34,7 @@ var Variables = []Variable{
 	{"USDC_ISSUER", "(dev: demo issuer)", "issuer account of the accepted USDC"},
 	{"BAILOUT_TIMELOCK", "336h", "how long a bailout waits before it may execute"},
 	{"BAILOUT_GRACE_PERIOD", "168h", "how long after the timelock a bailout may still execute"},
+	{"TREASURY_CHANNEL_SEEDS_FILE", "(dev: generated in .data/treasury/channels.secret)", "channel accounts' secret seeds, one a line (bailout transaction sources)"},
 	{"BACKUP_DATABASE_URL", "(DATABASE_URL)", "the database that is backed up"},
 	{"BACKUP_RECIPIENTS", "(dev: demo recipient)", "age X25519 recipients (age1...), comma separated"},
 	{"BACKUP_RECIPIENTS_FILE", "", "file of age recipients, one a line"},
