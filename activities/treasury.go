@@ -5,10 +5,9 @@ package activities
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,6 +16,7 @@ import (
 	"github.com/stellar/go-stellar-sdk/keypair"
 	"github.com/stellar/go-stellar-sdk/txnbuild"
 	"github.com/stellar/go-stellar-sdk/xdr"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/creatorvault/orchestrator/contracts"
@@ -36,6 +36,11 @@ type Treasury struct {
 	Config config.Treasury
 	// HTTP reaches Horizon; nil means a client with a 30 s timeout.
 	HTTP *http.Client
+	// Channels are the channel accounts' keys by account (TREASURY_CHANNEL_SEEDS_FILE): the
+	// only channels this worker allocates.
+	Channels map[string]*keypair.Full
+	// Temporal lets the sweep see whether a bailout's workflow still runs.
+	Temporal client.Client
 }
 
 func (a *Treasury) horizon() *horizonclient.Client {
@@ -119,6 +124,8 @@ type BuiltTx struct {
 	// Sequence is the transaction's sequence number; MinSequence its CAP-21 precondition.
 	Sequence    int64
 	MinSequence int64
+	// Channel is the transaction source (empty for the first version's envelopes).
+	Channel string
 }
 
 // BuildBailoutTx builds the payment from the treasury account with txnbuild. Time bounds are
@@ -188,7 +195,7 @@ func (a *Treasury) RecordApproval(ctx context.Context, in ApprovalInput) error {
 // CloseInput ends a bailout without paying.
 type CloseInput struct {
 	ID    uuid.UUID
-	State string // db.BailoutCancelled or db.BailoutExpired
+	State string // contracts.BailoutCancelled or contracts.BailoutExpired
 	By    string
 	At    time.Time
 }
@@ -199,10 +206,7 @@ func (a *Treasury) CloseBailout(ctx context.Context, in CloseInput) error {
 }
 
 // Signature is a council member's ed25519 signature over the transaction hash.
-type Signature struct {
-	Signer    string
-	Signature []byte
-}
+type Signature = contracts.Signature
 
 // ExecuteInput is a fully approved bailout.
 type ExecuteInput struct {
@@ -213,18 +217,15 @@ type ExecuteInput struct {
 	At         time.Time
 }
 
-// ExecuteBailout adds the council's signatures to the envelope and submits it to Horizon,
-// idempotently: it first looks the transaction up by hash and submits only when Horizon does
-// not have it. Then it debits the fund and appends BailoutExecuted (idempotent too), so a
-// worker dying anywhere in between leads to exactly one payment and one debit.
+// ExecuteBailout executes a bailout of the first workflow version (the treasury as the
+// transaction source, before channel accounts): it adds the council's signatures and brings
+// the envelope to the network once (looked up by hash first), then books what the network
+// did: successful → debited and executed; failed on chain → BailoutFailed, reservation
+// released, and a non-retryable error; refused for good → a non-retryable error.
 func (a *Treasury) ExecuteBailout(ctx context.Context, in ExecuteInput) (string, error) {
-	gtx, err := txnbuild.TransactionFromXDR(in.XDR)
+	tx, err := contracts.DecodeEnvelope(in.XDR)
 	if err != nil {
 		return "", temporal.NewNonRetryableApplicationError("stored envelope does not decode", "bad_envelope", err)
-	}
-	tx, ok := gtx.Transaction()
-	if !ok {
-		return "", temporal.NewNonRetryableApplicationError("stored envelope is not a transaction", "bad_envelope", nil)
 	}
 	hash, err := tx.HashHex(a.Config.NetworkPassphrase)
 	if err != nil {
@@ -244,42 +245,30 @@ func (a *Treasury) ExecuteBailout(ctx context.Context, in ExecuteInput) (string,
 			return "", err
 		}
 	}
-	h := a.horizon()
-	if _, err := h.TransactionDetail(hash); err != nil {
-		if !horizonclient.IsNotFoundError(err) {
-			return "", fmt.Errorf("look up transaction %s: %w", hash, err)
-		}
+	oc, found, err := a.lookup(hash)
+	if err != nil {
+		return "", err
+	}
+	if !found {
 		env, err := tx.Base64()
 		if err != nil {
 			return "", err
 		}
-		if _, err := h.SubmitTransactionXDR(env); err != nil {
-			if herr := horizonclient.GetError(err); herr != nil {
-				if rc, rerr := herr.ResultCodes(); rerr == nil {
-					switch rc.TransactionCode {
-					case "tx_too_late", "tx_bad_auth", "tx_bad_auth_extra", "tx_malformed", "tx_no_source_account":
-						return "", temporal.NewNonRetryableApplicationError("Horizon refused the payment: "+rc.TransactionCode, rc.TransactionCode, nil)
-					}
-					return "", fmt.Errorf("submit: Horizon answered %s", rc.TransactionCode)
-				}
-			}
-			return "", fmt.Errorf("submit: %w", err)
+		if oc, err = a.submit(env, hash); err != nil {
+			return "", err
 		}
 	}
-	if err := a.Store.ExecuteBailout(ctx, in.ID, hash, in.At); err != nil {
-		return "", business(err)
+	if err := a.book(ctx, in.ID, oc, in.At); err != nil {
+		return "", err
+	}
+	if oc.State != contracts.StateExecuted {
+		return "", temporal.NewNonRetryableApplicationError("the payment did not execute: "+strings.Join(oc.Codes, ", "), "payment_failed", nil)
 	}
 	return hash, nil
 }
 
-// SignatureBase64 renders a signature for the API and CLI.
-func SignatureBase64(sig []byte) string { return base64.StdEncoding.EncodeToString(sig) }
+// SignatureBase64 renders a signature for the API and CLI (contracts.SignatureBase64).
+func SignatureBase64(sig []byte) string { return contracts.SignatureBase64(sig) }
 
-// ParseSignature reads a base64 signature.
-func ParseSignature(s string) ([]byte, error) {
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(b) != 64 {
-		return nil, errors.New("signature must be 64 bytes, base64")
-	}
-	return b, nil
-}
+// ParseSignature reads a base64 signature (contracts.ParseSignature).
+func ParseSignature(s string) ([]byte, error) { return contracts.ParseSignature(s) }

@@ -1,10 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -140,10 +143,33 @@ func (s *Server) getTreasury(c *gin.Context) {
 // ---- bailouts ----
 
 type bailoutRequest struct {
-	Asset         string `json:"asset"`
-	AmountStroops int64  `json:"amount_stroops"`
-	Destination   string `json:"destination"`
-	Reason        string `json:"reason"`
+	Asset         string          `json:"asset"`
+	AmountStroops int64           `json:"amount_stroops"`
+	Destination   string          `json:"destination"`
+	Reason        json.RawMessage `json:"reason"`
+}
+
+// parseReason reads the reason as sent: a JSON string of valid UTF-8 (encoding/json would
+// silently turn invalid bytes into U+FFFD) without NUL characters.
+func parseReason(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", errors.New("reason is required")
+	}
+	if raw[0] != '"' {
+		return "", errors.New("reason must be a JSON string")
+	}
+	if !utf8.Valid(raw) || !surrogatesPaired(raw) {
+		return "", errors.New("reason must be valid UTF-8")
+	}
+	var reason string
+	if err := json.Unmarshal(raw, &reason); err != nil {
+		return "", errors.New("reason is not a valid JSON string")
+	}
+	if strings.ContainsRune(reason, 0) {
+		return "", errors.New("reason must not contain NUL characters")
+	}
+	return reason, nil
 }
 
 // requestBailout validates a request and starts its workflow, whose id derives from a hash
@@ -153,13 +179,27 @@ func (s *Server) requestBailout(c *gin.Context) {
 	if !decodeJSON(c, &req) {
 		return
 	}
-	r := contracts.BailoutRequest{Asset: req.Asset, AmountStroops: req.AmountStroops, Destination: req.Destination, Reason: req.Reason}
+	reason, err := parseReason(req.Reason)
+	if err != nil {
+		badRequest(c, "invalid_bailout", err.Error())
+		return
+	}
+	r := contracts.BailoutRequest{Asset: req.Asset, AmountStroops: req.AmountStroops, Destination: req.Destination, Reason: reason}
 	if err := r.Validate(s.cfg.Treasury.USDCIssuer); err != nil {
 		badRequest(c, "invalid_bailout", err.Error())
 		return
 	}
 	if s.temporal == nil || contracts.ValidateCouncil(s.cfg.Treasury.CouncilKeys) != nil {
 		fail(c, http.StatusServiceUnavailable, "treasury_not_configured", "bailouts need Temporal and five COUNCIL_PUBLIC_KEYS")
+		return
+	}
+	free, err := s.treasury().FreeChannels(c)
+	if err != nil {
+		s.internalError(c, err)
+		return
+	}
+	if free == 0 {
+		fail(c, http.StatusServiceUnavailable, "no_channel", "every channel account is held by a pending bailout: "+db.ChannelsFix)
 		return
 	}
 	bs, err := s.treasury().Balances(c)
@@ -177,7 +217,20 @@ func (s *Server) requestBailout(c *gin.Context) {
 	p := principal(c)
 	id := contracts.BailoutID(r)
 	wid := workflows.BailoutWorkflowID(id)
-	in := workflows.BailoutInput{ID: id, Request: r, RequestedBy: &p.UserID, RequestedAt: s.now().UTC(),
+	// The treasury's record is the authority the workflow checks its input against; the
+	// timelock and council below are read only by workers of the first version.
+	rec, err := s.treasury().RecordBailoutRequest(c, db.Bailout{ID: id, WorkflowID: wid, Asset: r.Asset,
+		AmountStroops: r.AmountStroops, Destination: r.Destination, Reason: r.Reason, RequestedBy: &p.UserID,
+		RequestedAt: s.now().UTC().Truncate(time.Microsecond)})
+	if err != nil {
+		s.respondErr(c, err)
+		return
+	}
+	if rec.State != db.BailoutRequested {
+		fail(c, http.StatusConflict, "duplicate_bailout", "this bailout was already requested (id "+id.String()+")")
+		return
+	}
+	in := workflows.BailoutInput{ID: id, Request: r, RequestedBy: &p.UserID, RequestedAt: rec.RequestedAt.UTC(),
 		Timelock: s.cfg.Treasury.Timelock, Grace: s.cfg.Treasury.GracePeriod, Council: s.cfg.Treasury.CouncilKeys}
 	_, err = s.temporal.ExecuteWorkflow(c, client.StartWorkflowOptions{
 		ID: wid, TaskQueue: workflows.TreasuryQueue,

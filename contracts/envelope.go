@@ -1,7 +1,6 @@
 package contracts
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stellar/go-stellar-sdk/txnbuild"
 )
 
@@ -123,11 +123,10 @@ func memoString(m txnbuild.Memo) string {
 	}
 }
 
-// BailoutMemo is the memo hash a bailout's payment carries: SHA-256 of its id, so the payment
-// on chain names the bailout it settles.
-func BailoutMemo(id string) string {
-	sum := sha256.Sum256([]byte("creatorvault-bailout:" + id))
-	return "hash:" + hex.EncodeToString(sum[:])
+// BailoutMemoString is BailoutMemo as EnvelopeSummary.Memo renders it.
+func BailoutMemoString(id uuid.UUID) string {
+	m := BailoutMemo(id)
+	return "hash:" + hex.EncodeToString(m[:])
 }
 
 func timeOrUnbounded(t time.Time) string {
@@ -203,7 +202,11 @@ func (s EnvelopeSummary) Mismatches(e ExpectedBailout) []string {
 		add("expiry", timeOrUnbounded(s.Expiry), timeOrUnbounded(e.Expiry.Truncate(time.Second)))
 	}
 	if e.ID != "" {
-		add("memo", s.Memo, BailoutMemo(e.ID))
+		want := "(not a bailout id: " + e.ID + ")"
+		if id, err := uuid.Parse(e.ID); err == nil {
+			want = BailoutMemoString(id)
+		}
+		add("memo", s.Memo, want)
 	}
 	return out
 }

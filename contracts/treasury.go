@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/stellar/go-stellar-sdk/keypair"
@@ -109,7 +110,10 @@ func (r BailoutRequest) Validate(usdcIssuer string) error {
 	if !ValidAccount(r.Destination) {
 		return errors.New("destination must be a Stellar account (G...)")
 	}
-	if strings.TrimSpace(r.Reason) == "" || len(r.Reason) > 500 {
+	if !utf8.ValidString(r.Reason) || strings.ContainsRune(r.Reason, 0) {
+		return errors.New("reason must be valid UTF-8 without NUL characters")
+	}
+	if strings.TrimSpace(r.Reason) == "" || utf8.RuneCountInString(r.Reason) > 500 {
 		return errors.New("reason must be 1 to 500 characters")
 	}
 	return nil

@@ -28,14 +28,18 @@ const (
 	EventBailoutCancelled = "BailoutCancelled"
 	EventBailoutExpired   = "BailoutExpired"
 	EventBailoutExecuted  = "BailoutExecuted"
+	EventBailoutFailed    = "BailoutFailed"
 )
 
-// Bailout states in the database.
+// Bailout states in the database (the vocabulary is contracts').
 const (
-	BailoutPending   = "pending"
-	BailoutCancelled = "cancelled"
-	BailoutExpired   = "expired"
-	BailoutExecuted  = "executed"
+	BailoutRequested = contracts.BailoutRequested
+	BailoutPending   = contracts.BailoutPending
+	BailoutRejected  = contracts.BailoutRejected
+	BailoutCancelled = contracts.BailoutCancelled
+	BailoutExpired   = contracts.BailoutExpired
+	BailoutExecuted  = contracts.BailoutExecuted
+	BailoutFailed    = contracts.BailoutFailed
 )
 
 // GenesisHash is the prev_hash of the first event.
@@ -318,15 +322,21 @@ type Bailout struct {
 	State         string
 	TxHash        *string
 	UpdatedAt     time.Time
+	// Channel is the channel account allocated to the bailout; TxSeq the envelope's
+	// sequence number on it (both nil for bailouts from before channel accounts).
+	Channel *string
+	TxSeq   *int64
+	// ResultCodes are the network's codes of a failed payment.
+	ResultCodes *string
 }
 
 const bailoutColumns = `id, workflow_id, asset, amount_stroops, destination, reason, requested_by, requested_at,
-	unlock_at, expires_at, state, tx_hash, updated_at`
+	unlock_at, expires_at, state, tx_hash, updated_at, channel, tx_seq, result_codes`
 
 func scanBailout(row pgx.Row) (Bailout, error) {
 	var b Bailout
 	err := row.Scan(&b.ID, &b.WorkflowID, &b.Asset, &b.AmountStroops, &b.Destination, &b.Reason, &b.RequestedBy,
-		&b.RequestedAt, &b.UnlockAt, &b.ExpiresAt, &b.State, &b.TxHash, &b.UpdatedAt)
+		&b.RequestedAt, &b.UnlockAt, &b.ExpiresAt, &b.State, &b.TxHash, &b.UpdatedAt, &b.Channel, &b.TxSeq, &b.ResultCodes)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return b, missing("not_found", "bailout not found")
 	}
@@ -433,6 +443,9 @@ func (t *Treasury) CloseBailout(ctx context.Context, id uuid.UUID, state, by str
 		if _, err := tx.Exec(ctx, `UPDATE treasury.bailouts SET state = $2, updated_at = now() WHERE id = $1`, id, state); err != nil {
 			return err
 		}
+		if err := releaseChannel(ctx, tx, id); err != nil {
+			return err
+		}
 		payload := map[string]any{"released_stroops": b.AmountStroops, "asset": b.Asset}
 		if by != "" {
 			payload["by"] = by
@@ -456,6 +469,9 @@ func (t *Treasury) ExecuteBailout(ctx context.Context, id uuid.UUID, txHash stri
 		}
 		if _, err := tx.Exec(ctx, `UPDATE treasury.bailouts SET state = $2, tx_hash = $3, updated_at = now() WHERE id = $1`,
 			id, BailoutExecuted, txHash); err != nil {
+			return err
+		}
+		if err := releaseChannel(ctx, tx, id); err != nil {
 			return err
 		}
 		_, err = appendEvent(ctx, tx, EventBailoutExecuted, &id, at, map[string]any{

@@ -31,6 +31,7 @@ func schedules(cfg *config.Config) []schedule {
 	all = append(all, backupSchedules(cfg)...)
 	all = append(all, forecastSchedules(cfg)...)
 	all = append(all, treasuryIntegritySchedules(cfg)...)
+	all = append(all, treasurySchedules(cfg)...)
 	return all
 }
 

@@ -42,7 +42,8 @@ func TestTreasuryIntegrityEndToEnd(t *testing.T) {
 	treasury, anchor := keypair.MustRandom(), keypair.MustRandom()
 	hz.AddAccount(treasury.Address(), 1, nil)
 	hz.AddAccount(anchor.Address(), 1, nil)
-	hz.SetBalance(treasury.Address(), "XLM", 2*contracts.BaseReserveStroops) // holds none of the fund
+	hz.Fund(anchor.Address(), localhorizon.Native, 10*contracts.StroopsPerUnit)
+	hz.Fund(treasury.Address(), "XLM", 2*contracts.BaseReserveStroops) // holds none of the fund
 	seedFile := filepath.Join(t.TempDir(), "anchor.secret")
 	require.NoError(t, os.WriteFile(seedFile, []byte(anchor.Seed()+"\n"), 0o600))
 

@@ -17,7 +17,6 @@ import (
 
 	"github.com/creatorvault/orchestrator/activities"
 	"github.com/creatorvault/orchestrator/contracts"
-	"github.com/creatorvault/orchestrator/db"
 )
 
 const day = 24 * time.Hour
@@ -33,10 +32,13 @@ type bailoutFixture struct {
 	in       BailoutInput
 	built    activities.BuiltTx
 	mu       sync.Mutex
-	executed []activities.ExecuteInput
+	executed []activities.SubmitInput
 	closed   []activities.CloseInput
 	recorded []string
-	pending  int
+	// calls is the order in which the closing activities ran.
+	calls   []string
+	outcome activities.Outcome
+	pending int
 }
 
 func newBailoutFixture(t *testing.T) *bailoutFixture {
@@ -53,13 +55,34 @@ func newBailoutFixture(t *testing.T) *bailoutFixture {
 		keys = append(keys, kp.Address())
 	}
 	req := contracts.BailoutRequest{Asset: "XLM", AmountStroops: 5_000_000, Destination: keypair.MustRandom().Address(), Reason: "exploit"}
-	f.in = BailoutInput{ID: contracts.BailoutID(req), Request: req, RequestedAt: t0, Timelock: 14 * day, Grace: 7 * day, Council: keys}
+	// The input carries no policy: council, timelock and grace come from the worker.
+	f.in = BailoutInput{ID: contracts.BailoutID(req), Request: req, RequestedAt: t0}
 	sum := sha256.Sum256([]byte("the payment transaction"))
-	f.built = activities.BuiltTx{XDR: "AAAA", Hash: hex.EncodeToString(sum[:])}
+	channel := keypair.MustRandom().Address()
+	f.built = activities.BuiltTx{XDR: "AAAA", Hash: hex.EncodeToString(sum[:]), Sequence: 43, Channel: channel}
+	f.outcome = activities.Outcome{State: contracts.StateExecuted, Hash: f.built.Hash}
 
 	var act *activities.Treasury
-	f.env.OnActivity(act.ReserveBailout, mock.Anything, mock.Anything).Return(nil)
-	f.env.OnActivity(act.BuildBailoutTx, mock.Anything, mock.Anything).Return(f.built, nil)
+	f.env.OnActivity(act.BailoutPolicy, mock.Anything).Return(
+		activities.Policy{Council: keys, Required: 5, Timelock: 14 * day, Grace: 7 * day}, nil)
+	f.env.OnActivity(act.ReserveRecordedBailout, mock.Anything, mock.Anything).Return(
+		activities.Reserved{RequestedAt: t0, Window: contracts.BailoutWindow(t0, 14*day, 7*day), Channel: channel}, nil)
+	f.env.OnActivity(act.BuildChannelPayment, mock.Anything, mock.Anything).Return(f.built, nil)
+	f.env.OnActivity(act.InvalidateEnvelope, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.InvalidateInput) (activities.Outcome, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			require.Equal(t, f.built.Sequence, in.Sequence)
+			f.calls = append(f.calls, "invalidate")
+			return activities.Outcome{}, nil
+		})
+	f.env.OnActivity(act.FailBailout, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.FailInput) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.calls = append(f.calls, "fail")
+			return nil
+		})
 	f.env.OnActivity(act.RecordApproval, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ApprovalInput) error {
 			f.mu.Lock()
@@ -77,6 +100,7 @@ func (f *bailoutFixture) onClose(after time.Duration) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			f.closed = append(f.closed, in)
+			f.calls = append(f.calls, "close")
 			return nil
 		})
 }
@@ -84,16 +108,16 @@ func (f *bailoutFixture) onClose(after time.Duration) {
 func (f *bailoutFixture) onExecute(failures int) {
 	var act *activities.Treasury
 	calls := 0
-	f.env.OnActivity(act.ExecuteBailout, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ExecuteInput) (string, error) {
+	f.env.OnActivity(act.SubmitBailout, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SubmitInput) (activities.Outcome, error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			calls++
 			if calls <= failures {
-				return "", errors.New("horizon: connection refused")
+				return activities.Outcome{}, errors.New("horizon: connection refused")
 			}
 			f.executed = append(f.executed, in)
-			return in.Hash, nil
+			return f.outcome, nil
 		})
 }
 
@@ -223,7 +247,7 @@ func TestBailoutFourSignaturesExpire(t *testing.T) {
 	require.Equal(t, StateExpired, st.State)
 	require.Empty(t, f.executed, "4 signatures never execute")
 	require.Len(t, f.closed, 1)
-	require.Equal(t, db.BailoutExpired, f.closed[0].State)
+	require.Equal(t, contracts.BailoutExpired, f.closed[0].State)
 	require.Equal(t, t0.Add(21*day), f.closed[0].At.UTC())
 }
 
@@ -291,7 +315,7 @@ func TestBailoutCancel(t *testing.T) {
 	require.Equal(t, f.council[4].Address(), st.CancelledBy)
 	require.Len(t, st.Approvals, 3)
 	require.Len(t, f.closed, 1)
-	require.Equal(t, db.BailoutCancelled, f.closed[0].State)
+	require.Equal(t, contracts.BailoutCancelled, f.closed[0].State)
 	require.Empty(t, f.executed)
 }
 
@@ -321,7 +345,7 @@ func TestBailoutSubmitFailsThenSucceedsOnce(t *testing.T) {
 	st := f.run()
 	require.Equal(t, StateExecuted, st.State)
 	require.Len(t, f.executed, 1, "executed once")
-	f.env.AssertNumberOfCalls(t, "ExecuteBailout", 3)
+	f.env.AssertNumberOfCalls(t, "SubmitBailout", 3)
 }
 
 func TestBailoutReservationRefused(t *testing.T) {
@@ -330,12 +354,13 @@ func TestBailoutReservationRefused(t *testing.T) {
 	env.RegisterWorkflow(Bailout)
 	env.RegisterActivity(&activities.Treasury{})
 	var act *activities.Treasury
-	env.OnActivity(act.ReserveBailout, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.ReserveInput) error {
-			return errNonRetryable("the amount exceeds the fund's available XLM balance")
+	env.OnActivity(act.BailoutPolicy, mock.Anything).Return(activities.Policy{Timelock: day, Grace: day}, nil)
+	env.OnActivity(act.ReserveRecordedBailout, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.ReserveRecordedInput) (activities.Reserved, error) {
+			return activities.Reserved{}, errNonRetryable("the amount exceeds the fund's available XLM balance")
 		})
 	req := contracts.BailoutRequest{Asset: "XLM", AmountStroops: 1, Destination: keypair.MustRandom().Address(), Reason: "x"}
-	env.ExecuteWorkflow(Bailout, BailoutInput{ID: contracts.BailoutID(req), Request: req, RequestedAt: t0, Timelock: day, Grace: day})
+	env.ExecuteWorkflow(Bailout, BailoutInput{ID: contracts.BailoutID(req), Request: req, RequestedAt: t0})
 	require.NoError(t, env.GetWorkflowError())
 	var st BailoutStatus
 	require.NoError(t, env.GetWorkflowResult(&st))
@@ -365,4 +390,93 @@ func TestBailoutApprovalsBySignal(t *testing.T) {
 	require.Equal(t, "approval", st.Rejected[0].Kind)
 	require.Equal(t, "cancel", st.Rejected[1].Kind)
 	require.Len(t, f.executed, 1)
+}
+
+// After any approval, a cancel first makes the envelope invalid on chain (the channel's
+// sequence bumped), then releases the reservation.
+func TestBailoutCancelAfterApprovalsInvalidatesFirst(t *testing.T) {
+	f := newBailoutFixture(t)
+	f.onClose(0)
+	f.onExecute(0)
+	f.at(time.Hour, func() {
+		for i := range 5 {
+			f.accept(BailoutApprove, f.approval(i))
+		}
+	})
+	f.at(2*day, func() { f.accept(BailoutCancel, f.cancel(2)) })
+	st := f.run()
+	require.Equal(t, StateCancelled, st.State)
+	require.Equal(t, []string{"invalidate", "close"}, f.calls)
+	require.Empty(t, f.executed)
+}
+
+// Without any approval the envelope can never be complete: expiry just releases.
+func TestBailoutExpiryWithoutApprovalsReleasesOnly(t *testing.T) {
+	f := newBailoutFixture(t)
+	f.onClose(0)
+	f.onExecute(0)
+	st := f.run()
+	require.Equal(t, StateExpired, st.State)
+	require.Equal(t, []string{"close"}, f.calls)
+}
+
+// Included but failed on chain: the bailout ends failed with the codes, never executed.
+func TestBailoutFailedOnChain(t *testing.T) {
+	f := newBailoutFixture(t)
+	f.onClose(0)
+	f.onExecute(0)
+	f.outcome = activities.Outcome{State: contracts.StateFailed, Hash: f.built.Hash, Codes: []string{"tx_failed", "op_underfunded"}}
+	f.at(time.Hour, func() {
+		for i := range 5 {
+			f.accept(BailoutApprove, f.approval(i))
+		}
+	})
+	st := f.run()
+	require.Equal(t, StateFailed, st.State)
+	require.Equal(t, []string{"tx_failed", "op_underfunded"}, st.ResultCodes)
+	require.Contains(t, st.Error, "op_underfunded")
+	require.Empty(t, f.calls, "the activity booked it; nothing to invalidate or close")
+}
+
+// Refused for good before inclusion: the envelope is made invalid, then the failure booked.
+func TestBailoutRefusedInvalidatesThenFails(t *testing.T) {
+	f := newBailoutFixture(t)
+	f.onClose(0)
+	f.onExecute(0)
+	f.outcome = activities.Outcome{State: activities.OutcomeRefused, Hash: f.built.Hash, Codes: []string{"tx_bad_auth"}}
+	f.at(time.Hour, func() {
+		for i := range 5 {
+			f.accept(BailoutApprove, f.approval(i))
+		}
+	})
+	st := f.run()
+	require.Equal(t, StateFailed, st.State)
+	require.Equal(t, []string{"invalidate", "fail"}, f.calls)
+}
+
+// The input is not authority: a council and a one-second timelock in the input change
+// nothing; the worker's policy decides who signs and when.
+func TestBailoutInputIsNotAuthority(t *testing.T) {
+	f := newBailoutFixture(t)
+	f.onClose(0)
+	f.onExecute(0)
+	var rogue []*keypair.Full
+	for range 5 {
+		kp := keypair.MustRandom()
+		rogue = append(rogue, kp)
+		f.in.Council = append(f.in.Council, kp.Address())
+	}
+	f.in.Timelock, f.in.Grace = time.Second, time.Second
+	f.at(time.Hour, func() {
+		st := f.status()
+		require.Equal(t, t0.Add(14*day), st.UnlockAt)
+		for _, kp := range rogue {
+			sig, _ := kp.Sign(f.hash())
+			f.refuse(BailoutApprove, Approval{Signer: kp.Address(), Signature: activities.SignatureBase64(sig)}, "rogue council")
+		}
+	})
+	st := f.run()
+	require.Equal(t, StateExpired, st.State)
+	require.Empty(t, st.Approvals)
+	require.Empty(t, f.executed)
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -15,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/stellar/go-stellar-sdk/clients/horizonclient"
 	"github.com/stellar/go-stellar-sdk/keypair"
-	"github.com/stellar/go-stellar-sdk/txnbuild"
 
 	"github.com/creatorvault/orchestrator/activities"
 	"github.com/creatorvault/orchestrator/api"
@@ -286,29 +287,204 @@ and submit it; from then on the network enforces the same 5-of-5 rule as the wor
 		},
 	}
 	multisig.Flags().Int64Var(&seq, "sequence", 0, "the account's current sequence number (default: asked from HORIZON_URL)")
-	cmd.AddCommand(verify, multisig, a.treasuryReconcileCmd())
+	cmd.AddCommand(verify, multisig, a.channelsSetupCmd(), a.treasuryReconcileCmd())
 	return cmd
 }
 
-// multisigSetupTx builds the SetOptions transaction: master weight 0, five signers of
-// weight 1, thresholds 5/5/5.
+// multisigSetupTx builds the SetOptions transaction (contracts.MultisigSetupTx).
 func multisigSetupTx(account string, seq int64, council []string, passphrase string) (string, error) {
-	w0, w1, five := txnbuild.Threshold(0), txnbuild.Threshold(1), txnbuild.Threshold(5)
-	var ops []txnbuild.Operation
-	for _, k := range council { // signers first, then thresholds and the master key off
-		ops = append(ops, &txnbuild.SetOptions{Signer: &txnbuild.Signer{Address: k, Weight: w1}})
+	return contracts.MultisigSetupTx(account, seq, council, passphrase)
+}
+
+// treasuryStore opens the treasury's records (TREASURY_DATABASE_URL, else DATABASE_URL).
+func (a *app) treasuryStore(ctx context.Context) (*db.Treasury, func(), error) {
+	url := a.cfg.Treasury.DatabaseURL
+	if url == "" {
+		if err := a.cfg.RequireDatabase(); err != nil {
+			return nil, nil, err
+		}
+		url = a.cfg.DatabaseURL
 	}
-	ops = append(ops, &txnbuild.SetOptions{MasterWeight: &w0, LowThreshold: &five, MediumThreshold: &five, HighThreshold: &five})
-	tx, err := txnbuild.NewTransaction(txnbuild.TransactionParams{
-		SourceAccount: &txnbuild.SimpleAccount{AccountID: account, Sequence: seq}, IncrementSequenceNum: true,
-		Operations: ops, BaseFee: txnbuild.MinBaseFee,
-		Preconditions: txnbuild.Preconditions{TimeBounds: txnbuild.NewTimeout(24 * 3600)},
-	})
+	pool, err := db.Open(ctx, url)
 	if err != nil {
-		return "", err
+		return nil, nil, fmt.Errorf("treasury database: %w", err)
 	}
-	if _, err := tx.HashHex(passphrase); err != nil {
-		return "", err
+	return db.NewTreasury(pool), pool.Close, nil
+}
+
+func (a *app) horizonClient() (*horizonclient.Client, error) {
+	if a.cfg.Treasury.HorizonURL == "" {
+		return nil, errors.New("HORIZON_URL: not set")
 	}
-	return tx.Base64()
+	return &horizonclient.Client{HorizonURL: a.cfg.Treasury.HorizonURL, HTTP: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// channelsSetupCmd grows the channel pool to --count accounts: new seeds are appended to
+// TREASURY_CHANNEL_SEEDS_FILE (mode 0600), every account is registered in the treasury's
+// pool, and the CreateAccount transaction funding the ones not yet on the network is
+// printed (unsigned), or signed with --funder-key-file and submitted with --submit.
+func (a *app) channelsSetupCmd() *cobra.Command {
+	var count int
+	var funder, funderKey, startStr string
+	var seq int64
+	var submit bool
+	cmd := &cobra.Command{
+		Use:   "channels-setup --count N --funder G...",
+		Short: "Create the channel accounts bailouts use as transaction sources (prints or submits the CreateAccount transaction)",
+		Long: `Each pending bailout's payment has its own channel account as transaction source, so any
+number of bailouts can be pending and execute in any order. The channel keys are the
+orchestrator's (TREASURY_CHANNEL_SEEDS_FILE): they pay the fee and consume the channel's
+sequence numbers, and move nothing from the treasury (the payment's source is the treasury,
+which needs the council's five signatures). Each channel needs the minimum balance of an
+account (1 XLM) plus fees; --starting-balance defaults to 2 XLM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t := a.cfg.Treasury
+			if count < 1 || count > 100 {
+				return errors.New("--count: 1 to 100 channel accounts")
+			}
+			if t.ChannelSeedsFile == "" {
+				return errors.New("TREASURY_CHANNEL_SEEDS_FILE: not set (the file the channel seeds are kept in)")
+			}
+			start, err := contracts.ParseAmount(startStr)
+			if err != nil {
+				return fmt.Errorf("--starting-balance: %w", err)
+			}
+			var fkp *keypair.Full
+			if funderKey != "" {
+				if fkp, err = readSeed(funderKey); err != nil {
+					return err
+				}
+				funder = fkp.Address()
+			}
+			if !contracts.ValidAccount(funder) {
+				return errors.New("--funder: the account that pays for the channels (G...), or --funder-key-file")
+			}
+			if submit && fkp == nil {
+				return errors.New("--submit needs --funder-key-file")
+			}
+			seeds, err := ensureSeeds(t.ChannelSeedsFile, count)
+			if err != nil {
+				return err
+			}
+			accounts := make([]string, 0, len(seeds))
+			for acct := range seeds {
+				accounts = append(accounts, acct)
+			}
+			sort.Strings(accounts)
+			store, closeStore, err := a.treasuryStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			if _, err := store.RegisterChannels(cmd.Context(), accounts); err != nil {
+				return err
+			}
+			missing := accounts
+			var hc *horizonclient.Client
+			if t.HorizonURL != "" {
+				hc, _ = a.horizonClient()
+				missing = nil
+				for _, acct := range accounts {
+					_, err := hc.AccountDetail(horizonclient.AccountRequest{AccountID: acct})
+					if horizonclient.IsNotFoundError(err) {
+						missing = append(missing, acct)
+					} else if err != nil {
+						return fmt.Errorf("look up %s on Horizon: %w", acct, err)
+					}
+				}
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "channel pool: %d accounts (%s)\n", len(accounts), t.ChannelSeedsFile)
+			if len(missing) == 0 {
+				fmt.Fprintln(out, "every channel account exists on the network")
+				return nil
+			}
+			if seq == 0 {
+				if hc == nil {
+					return errors.New("HORIZON_URL: not set (or pass --sequence, the funder's current sequence number)")
+				}
+				acct, err := hc.AccountDetail(horizonclient.AccountRequest{AccountID: funder})
+				if err != nil {
+					return fmt.Errorf("load %s from Horizon: %w", funder, err)
+				}
+				seq = acct.Sequence
+			}
+			env, err := contracts.ChannelSetupTx(funder, seq, missing, start, t.NetworkPassphrase)
+			if err != nil {
+				return err
+			}
+			if !submit {
+				fmt.Fprintf(out, "create %d channel accounts: sign this envelope with %s and submit it\n%s\n", len(missing), funder, env)
+				return nil
+			}
+			tx, err := contracts.DecodeEnvelope(env)
+			if err != nil {
+				return err
+			}
+			if tx, err = tx.Sign(t.NetworkPassphrase, fkp); err != nil {
+				return err
+			}
+			signed, err := tx.Base64()
+			if err != nil {
+				return err
+			}
+			if hc == nil {
+				return errors.New("HORIZON_URL: not set (needed to --submit)")
+			}
+			res, err := hc.SubmitTransactionXDR(signed)
+			if err != nil {
+				if herr := horizonclient.GetError(err); herr != nil {
+					if rc, rerr := herr.ResultCodes(); rerr == nil {
+						return fmt.Errorf("the network refused the channel setup: %s %v", rc.TransactionCode, rc.OperationCodes)
+					}
+				}
+				return fmt.Errorf("submit: %w", err)
+			}
+			if !res.Successful {
+				return fmt.Errorf("the channel setup transaction %s failed", res.Hash)
+			}
+			fmt.Fprintf(out, "created %d channel accounts in transaction %s\n", len(missing), res.Hash)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&count, "count", 0, "how many channel accounts the pool should have (required)")
+	cmd.Flags().StringVar(&funder, "funder", "", "the account that funds the channels (G...)")
+	cmd.Flags().StringVar(&funderKey, "funder-key-file", "", "the funder's secret seed file (to sign and --submit)")
+	cmd.Flags().StringVar(&startStr, "starting-balance", contracts.FormatStroops(contracts.ChannelStartingBalance), "XLM each channel is created with")
+	cmd.Flags().Int64Var(&seq, "sequence", 0, "the funder's current sequence number (default: asked from HORIZON_URL)")
+	cmd.Flags().BoolVar(&submit, "submit", false, "sign with --funder-key-file and submit to HORIZON_URL")
+	_ = cmd.MarkFlagRequired("count")
+	return cmd
+}
+
+// ensureSeeds reads the seeds file and appends new keys until it holds at least n.
+func ensureSeeds(path string, n int) (map[string]*keypair.Full, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("TREASURY_CHANNEL_SEEDS_FILE: %w", err)
+	}
+	seeds, err := contracts.ParseChannelSeeds(string(raw))
+	if err != nil {
+		return nil, fmt.Errorf("TREASURY_CHANNEL_SEEDS_FILE: %w", err)
+	}
+	if len(seeds) >= n {
+		return seeds, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("TREASURY_CHANNEL_SEEDS_FILE: %w", err)
+	}
+	defer f.Close()
+	for len(seeds) < n {
+		kp, err := keypair.Random()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := fmt.Fprintln(f, kp.Seed()); err != nil {
+			return nil, err
+		}
+		seeds[kp.Address()] = kp
+	}
+	return seeds, f.Close()
 }

@@ -50,7 +50,7 @@ func TestWorkerRefusesShortTimelock(t *testing.T) {
 // transaction source, the treasury as the payment's source, the bailout's memo and window.
 func bailoutEnvelope(t *testing.T, id uuid.UUID, treasury, channel, dest string, stroops int64, w contracts.Window) string {
 	t.Helper()
-	memo, err := hex.DecodeString(strings.TrimPrefix(contracts.BailoutMemo(id.String()), "hash:"))
+	memo, err := hex.DecodeString(strings.TrimPrefix(contracts.BailoutMemoString(id), "hash:"))
 	require.NoError(t, err)
 	var mh txnbuild.MemoHash
 	copy(mh[:], memo)
@@ -86,7 +86,7 @@ func TestBailoutInspectAndSign(t *testing.T) {
 		"amount       2.5000000 XLM (25000000 stroops)",
 		"unlock       2026-12-09 10:00:00 UTC",
 		"expiry       2026-12-16 10:00:00 UTC",
-		"memo         " + contracts.BailoutMemo(id.String()),
+		"memo         " + contracts.BailoutMemoString(id),
 		"hash         " + sum.Hash,
 	} {
 		require.Contains(t, out, want)
@@ -154,7 +154,7 @@ func TestTreasuryReconcile(t *testing.T) {
 	_, err := tr.RecordYield(ctx, db.YieldInput{ID: uuid.New(), Asset: "XLM", GrossStroops: 100_000 * contracts.StroopsPerUnit, OccurredAt: time.Now()})
 	require.NoError(t, err) // the fund: 1000 XLM
 	const minimum = 2 * contracts.BaseReserveStroops
-	hz.SetBalance(treasury.Address(), "XLM", 1000*contracts.StroopsPerUnit+minimum)
+	hz.Fund(treasury.Address(), "XLM", 1000*contracts.StroopsPerUnit+minimum)
 	env := []string{"DATABASE_URL=" + url, "HORIZON_URL=" + hzURL, "TREASURY_ACCOUNT=" + treasury.Address()}
 
 	code, out, stderr := run(t, env, "treasury", "reconcile")
@@ -162,7 +162,7 @@ func TestTreasuryReconcile(t *testing.T) {
 	require.Contains(t, out, "books and chain agree")
 
 	// Someone moved 400 XLM out of the treasury behind the books' back.
-	hz.SetBalance(treasury.Address(), "XLM", 600*contracts.StroopsPerUnit+minimum)
+	hz.Fund(treasury.Address(), "XLM", 600*contracts.StroopsPerUnit+minimum)
 	code, out, stderr = run(t, env, "treasury", "reconcile")
 	require.Equal(t, 1, code)
 	require.Contains(t, out, "XLM: the books hold 1000.0000000 (0.0000000 reserved), the chain 600.0000000: off by -400.0000000")
@@ -213,6 +213,7 @@ func TestTreasuryVerifyAgainstAnchors(t *testing.T) {
 	hz, hzURL := horizonFor(t)
 	anchor := keypair.MustRandom()
 	hz.AddAccount(anchor.Address(), 1, nil)
+	hz.Fund(anchor.Address(), localhorizon.Native, 10*contracts.StroopsPerUnit)
 	ch := chain.New(hzURL, network.TestNetworkPassphrase, nil)
 	env := []string{"DATABASE_URL=" + url, "HORIZON_URL=" + hzURL, "TREASURY_ANCHOR_ACCOUNT=" + anchor.Address()}
 

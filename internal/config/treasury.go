@@ -20,6 +20,10 @@ type Treasury struct {
 	USDCIssuer string
 	// Timelock is how long a bailout waits before it may execute (BAILOUT_TIMELOCK).
 	Timelock time.Duration
+	// ChannelSeedsFile holds the channel accounts' secret seeds, one a line
+	// (TREASURY_CHANNEL_SEEDS_FILE): the orchestrator's keys, which can pay fees and consume
+	// the channels' sequence numbers but move nothing from the treasury.
+	ChannelSeedsFile string
 	// GracePeriod is how long after the timelock a bailout may still execute
 	// (BAILOUT_GRACE_PERIOD).
 	GracePeriod time.Duration
@@ -41,5 +45,6 @@ func loadTreasury(e *env) Treasury {
 		Timelock:          e.duration("BAILOUT_TIMELOCK", 14*24*time.Hour),
 		GracePeriod:       e.duration("BAILOUT_GRACE_PERIOD", 7*24*time.Hour),
 		Integrity:         loadIntegrity(e),
+		ChannelSeedsFile:  e.str("TREASURY_CHANNEL_SEEDS_FILE", ""),
 	}
 }

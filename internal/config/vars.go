@@ -39,6 +39,7 @@ var Variables = []Variable{
 	{"TREASURY_ANCHOR_SEED_FILE", "(dev: .data/treasury/anchor.secret)", "secret seed of the anchor account: treasury worker only"},
 	{"TREASURY_ANCHOR_SCHEDULE", "10 0 * * *", "daily anchoring of the chain head, cron in UTC"},
 	{"TREASURY_RECONCILE_SCHEDULE", "40 0 * * *", "daily reconciliation of the fund with the chain, cron in UTC"},
+	{"TREASURY_CHANNEL_SEEDS_FILE", "(dev: generated in .data/treasury/channels.secret)", "channel accounts' secret seeds, one a line (bailout transaction sources)"},
 	{"BACKUP_DATABASE_URL", "(DATABASE_URL)", "the database that is backed up"},
 	{"BACKUP_RECIPIENTS", "(dev: demo recipient)", "age X25519 recipients (age1...), comma separated"},
 	{"BACKUP_RECIPIENTS_FILE", "", "file of age recipients, one a line"},
