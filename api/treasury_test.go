@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -99,6 +101,9 @@ func TestBailoutAPI(t *testing.T) {
 	treasuryAcct := keypair.MustRandom().Address()
 	hz := localhorizon.New(config.TestnetPassphrase)
 	hz.AddAccount(treasuryAcct, 1, keys)
+	hz.Fund(treasuryAcct, localhorizon.Native, 1_000*contracts.StroopsPerUnit)
+	seeds := filepath.Join(t.TempDir(), "channels.secret")
+	require.NoError(t, os.WriteFile(seeds, localhorizon.SeedsFile(hz.NewChannels(1)), 0o600))
 	srv := httptest.NewServer(hz)
 	defer srv.Close()
 	var cfg *config.Config
@@ -107,6 +112,7 @@ func TestBailoutAPI(t *testing.T) {
 		d.Config.Treasury.Account = treasuryAcct
 		d.Config.Treasury.HorizonURL = srv.URL
 		d.Config.Treasury.Timelock = time.Hour
+		d.Config.Treasury.ChannelSeedsFile = seeds
 		cfg = d.Config
 	})
 	wctx, stop := context.WithCancel(ctx)
@@ -116,6 +122,8 @@ func TestBailoutAPI(t *testing.T) {
 	}()
 	defer func() { stop(); <-done }()
 
+	require.Eventually(t, func() bool { return e.count(`SELECT count(*) FROM treasury.channels`) == 1 },
+		30*time.Second, 50*time.Millisecond, "the worker registers its channel")
 	svc, cm := e.as(RoleService).Token, e.as(RoleCouncil).Token
 	r := e.do(http.MethodPost, "/api/v1/treasury/yield", svc,
 		map[string]any{"id": uuid.New(), "asset": "XLM", "gross_stroops": 100_000_000_000, "occurred_at": time.Now().UTC().Format(time.RFC3339)})
@@ -133,6 +141,9 @@ func TestBailoutAPI(t *testing.T) {
 		"zero":        {map[string]any{"asset": "XLM", "amount_stroops": 0, "destination": dest, "reason": "x"}, 400, "invalid_bailout"},
 		"too much":    {map[string]any{"asset": "XLM", "amount_stroops": 1_000_000_001, "destination": dest, "reason": "x"}, 422, "insufficient_funds"},
 		"unknown":     {map[string]any{"asset": "XLM", "amount_stroops": 1, "destination": dest, "reason": "x", "y": 1}, 400, "unknown_field"},
+		"NUL":         {map[string]any{"asset": "XLM", "amount_stroops": 1, "destination": dest, "reason": "a\x00b"}, 400, "invalid_bailout"},
+		"bad UTF-8":   {"{\"asset\":\"XLM\",\"amount_stroops\":1,\"destination\":\"" + dest + "\",\"reason\":\"a\xffb\"}", 400, "invalid_bailout"},
+		"surrogate":   {`{"asset":"XLM","amount_stroops":1,"destination":"` + dest + `","reason":"a\ud800b"}`, 400, "invalid_bailout"},
 	} {
 		r := e.do(http.MethodPost, "/api/v1/bailouts", cm, c.body)
 		require.Equal(t, c.status, r.Code, name+": "+string(r.Body))
@@ -147,6 +158,7 @@ func TestBailoutAPI(t *testing.T) {
 	require.Equal(t, contracts.BailoutID(contracts.BailoutRequest{Asset: "XLM", AmountStroops: 400_000_000, Destination: dest, Reason: "protocol exploit"}).String(), id)
 	r = e.do(http.MethodPost, "/api/v1/bailouts", e.as(RoleAdmin).Token, req)
 	require.Equal(t, http.StatusConflict, r.Code, "same request twice")
+	require.Zero(t, e.count(`SELECT count(*) FROM treasury.bailouts WHERE reason <> 'protocol exploit'`), "refused requests recorded nothing")
 
 	var st map[string]any
 	require.Eventually(t, func() bool {
@@ -188,6 +200,14 @@ func TestBailoutAPI(t *testing.T) {
 	reserved = treasury()["reserved_stroops"].(float64)
 	require.EqualValues(t, 400_000_000, reserved)
 
+	// The only channel is held: another request is refused with 503 naming the fix.
+	other := map[string]any{"asset": "XLM", "amount_stroops": 1, "destination": dest, "reason": "another"}
+	r = e.do(http.MethodPost, "/api/v1/bailouts", cm, other)
+	require.Equal(t, http.StatusServiceUnavailable, r.Code, string(r.Body))
+	require.Equal(t, "no_channel", r.ErrorCode(t))
+	require.Contains(t, string(r.Body), "channels-setup --count")
+	require.Zero(t, e.count(`SELECT count(*) FROM treasury.bailouts WHERE reason = 'another'`))
+
 	// A council member cancels with a signed cancel message: the reservation is released.
 	cancelPath := "/api/v1/bailouts/" + id + "/cancel"
 	r = e.do(http.MethodPost, cancelPath, cm, sign(council[2], hash)) // signed the wrong message
@@ -196,5 +216,6 @@ func TestBailoutAPI(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Code, string(r.Body))
 	require.Equal(t, workflows.StateCancelled, r.JSON(t)["state"])
 	require.Eventually(t, func() bool { return treasury()["reserved_stroops"].(float64) == 0 }, 30*time.Second, 100*time.Millisecond)
+	require.Equal(t, 1, e.count(`SELECT count(*) FROM treasury.channels WHERE bailout_id IS NULL`), "channel released")
 	require.Equal(t, 2, e.count(`SELECT count(*) FROM access_log WHERE action IN ('bailout.request', 'bailout.cancel')`))
 }

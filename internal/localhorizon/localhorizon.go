@@ -602,3 +602,25 @@ func createAccount(src *account, c *txnbuild.CreateAccount, get func(string) (*a
 	work[c.Destination] = &account{seq: 1 << 32, masterWeight: 1, signers: map[string]int{}, balances: map[string]int64{Native: amt}}
 	return createResult(xdr.CreateAccountResultCodeCreateAccountSuccess)
 }
+
+// NewChannels creates n ordinary accounts funded like `treasury channels-setup` funds
+// channel accounts, and returns their keys.
+func (s *Server) NewChannels(n int) []*keypair.Full {
+	var out []*keypair.Full
+	for range n {
+		kp := keypair.MustRandom()
+		s.AddAccount(kp.Address(), 1<<32, nil)
+		s.Fund(kp.Address(), Native, contracts.ChannelStartingBalance)
+		out = append(out, kp)
+	}
+	return out
+}
+
+// SeedsFile renders keys as a TREASURY_CHANNEL_SEEDS_FILE.
+func SeedsFile(keys []*keypair.Full) []byte {
+	var b strings.Builder
+	for _, kp := range keys {
+		b.WriteString(kp.Seed() + "\n")
+	}
+	return []byte(b.String())
+}
