@@ -31,9 +31,9 @@ type Deps struct {
 	// TreasuryPool connects as the treasury login; nil means open TREASURY_DATABASE_URL
 	// (else Pool, which works only for a role that is a treasury member).
 	TreasuryPool *pgxpool.Pool
-	S3     *s3.Client
-	Config *config.Config
-	Logger *slog.Logger
+	S3           *s3.Client
+	Config       *config.Config
+	Logger       *slog.Logger
 }
 
 // queue builds one task queue's worker.
