@@ -26,7 +26,8 @@ CREATE TABLE treasury.channels (
     added_at     timestamptz NOT NULL DEFAULT now(),
     CHECK ((bailout_id IS NULL) = (allocated_at IS NULL))
 );
-GRANT SELECT, INSERT, UPDATE, DELETE ON treasury.channels TO orchestrator_treasury;
+-- Owned by orchestrator_owner (migration 00010); the treasury's default privileges
+-- (SELECT, INSERT, UPDATE) are what db/treasury_channels.go does.
 
 -- +goose Down
 DROP TABLE treasury.channels;

@@ -17,7 +17,8 @@ CREATE TABLE treasury.anchors (
     anchored_at timestamptz NOT NULL
 );
 CREATE INDEX anchors_seq ON treasury.anchors (seq DESC);
-ALTER TABLE treasury.anchors OWNER TO orchestrator_treasury;
+-- The owner (migration 00010) owns it; the treasury notes what it published and never rewrites it.
+REVOKE UPDATE ON treasury.anchors FROM orchestrator_treasury;
 
 -- +goose StatementBegin
 CREATE FUNCTION treasury.notify_head() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -27,7 +28,6 @@ BEGIN
 END
 $$;
 -- +goose StatementEnd
-ALTER FUNCTION treasury.notify_head() OWNER TO orchestrator_treasury;
 CREATE TRIGGER events_notify_head AFTER INSERT ON treasury.events
     FOR EACH ROW WHEN (NEW.bailout_id IS NOT NULL) EXECUTE FUNCTION treasury.notify_head();
 
