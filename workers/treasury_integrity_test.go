@@ -33,8 +33,8 @@ func TestTreasuryIntegrityEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := testharness.Temporal(t)
-	pool, url := testharness.FreshDB(t)
-	tr := db.NewTreasury(pool)
+	pg := testharness.FreshPG(t)
+	tr := db.NewTreasury(pg.TreasuryPool)
 
 	hz := localhorizon.New(network.TestNetworkPassphrase)
 	srv := httptest.NewServer(hz)
@@ -49,7 +49,7 @@ func TestTreasuryIntegrityEndToEnd(t *testing.T) {
 
 	cfg, err := config.LoadFrom(func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
-	cfg.DatabaseURL = url
+	cfg.DatabaseURL, cfg.Treasury.DatabaseURL = pg.URL, pg.TreasuryURL
 	cfg.Treasury.HorizonURL, cfg.Treasury.NetworkPassphrase, cfg.Treasury.Account = srv.URL, network.TestNetworkPassphrase, treasury.Address()
 	cfg.Treasury.Integrity.AnchorAccount, cfg.Treasury.Integrity.AnchorSeedFile = anchor.Address(), seedFile
 	require.NoError(t, EnsureSearchAttributes(ctx, c, "default"))
@@ -60,7 +60,7 @@ func TestTreasuryIntegrityEndToEnd(t *testing.T) {
 		require.Equal(t, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, d.Schedule.Policy.Overlap)
 	}
 
-	deps := Deps{Client: c, Pool: pool, Config: cfg, Logger: testharness.Logger(t)}
+	deps := Deps{Client: c, Pool: pg.Pool, TreasuryPool: pg.TreasuryPool, Config: cfg, Logger: testharness.Logger(t)}
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- Run(wctx, deps, []string{workflows.TreasuryQueue}) }()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stellar/go-stellar-sdk/clients/horizonclient"
 	"github.com/stellar/go-stellar-sdk/keypair"
 	"github.com/stellar/go-stellar-sdk/network"
@@ -145,9 +146,10 @@ func horizonFor(t *testing.T) (*localhorizon.Server, string) {
 // TestTreasuryReconcile: the books agree with the chain (exit 0); a fund that differs from
 // the chain and a bailout booked as executed whose transaction failed are reported (exit 1).
 func TestTreasuryReconcile(t *testing.T) {
-	pool, url := testharness.FreshDB(t)
+	pg := testharness.FreshPG(t)
 	ctx := t.Context()
-	tr := db.NewTreasury(pool)
+	tr := db.NewTreasury(pg.TreasuryPool)
+	dbenv := treasuryEnv(pg)
 	hz, hzURL := horizonFor(t)
 	treasury := keypair.MustRandom()
 	hz.AddAccount(treasury.Address(), 1, nil)
@@ -155,7 +157,7 @@ func TestTreasuryReconcile(t *testing.T) {
 	require.NoError(t, err) // the fund: 1000 XLM
 	const minimum = 2 * contracts.BaseReserveStroops
 	hz.Fund(treasury.Address(), "XLM", 1000*contracts.StroopsPerUnit+minimum)
-	env := []string{"DATABASE_URL=" + url, "HORIZON_URL=" + hzURL, "TREASURY_ACCOUNT=" + treasury.Address()}
+	env := append(dbenv, "HORIZON_URL="+hzURL, "TREASURY_ACCOUNT="+treasury.Address())
 
 	code, out, stderr := run(t, env, "treasury", "reconcile")
 	require.Equal(t, 0, code, stderr+out)
@@ -207,15 +209,16 @@ func TestTreasuryReconcile(t *testing.T) {
 // the rest; the chain is self-consistent again, but `treasury verify` holds it against the
 // heads published on Stellar and fails.
 func TestTreasuryVerifyAgainstAnchors(t *testing.T) {
-	pool, url := testharness.FreshDB(t)
+	pg := testharness.FreshPG(t)
 	ctx := t.Context()
-	tr := db.NewTreasury(pool)
+	tr := db.NewTreasury(pg.TreasuryPool)
+	pool, dbenv := ownerPool(t, pg), treasuryEnv(pg)
 	hz, hzURL := horizonFor(t)
 	anchor := keypair.MustRandom()
 	hz.AddAccount(anchor.Address(), 1, nil)
 	hz.Fund(anchor.Address(), localhorizon.Native, 10*contracts.StroopsPerUnit)
 	ch := chain.New(hzURL, network.TestNetworkPassphrase, nil)
-	env := []string{"DATABASE_URL=" + url, "HORIZON_URL=" + hzURL, "TREASURY_ANCHOR_ACCOUNT=" + anchor.Address()}
+	env := append(dbenv, "HORIZON_URL="+hzURL, "TREASURY_ANCHOR_ACCOUNT="+anchor.Address())
 
 	publish := func() contracts.Anchor {
 		head, err := tr.Head(ctx)
@@ -242,7 +245,7 @@ func TestTreasuryVerifyAgainstAnchors(t *testing.T) {
 	require.Contains(t, out, "anchors: 2 agree; newest pins event 4")
 
 	rewriteAndRehash(t, pool, 2)
-	code, _, _ = run(t, []string{"DATABASE_URL=" + url}, "treasury", "verify")
+	code, _, _ = run(t, dbenv, "treasury", "verify")
 	require.Equal(t, 0, code, "without anchors the rewritten chain looks intact")
 
 	code, out, stderr = run(t, env, "treasury", "verify")
@@ -293,4 +296,19 @@ func rewriteAndRehash(t *testing.T, pool interface {
 	_, err = tx.Exec(ctx, `ALTER TABLE treasury.events ENABLE TRIGGER events_append_only`)
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
+}
+
+// treasuryEnv is the CLI's environment for the treasury's commands: the runtime role and the
+// treasury login, as in production.
+func treasuryEnv(pg *testharness.PG) []string {
+	return []string{"DATABASE_URL=" + pg.URL, "TREASURY_DATABASE_URL=" + pg.TreasuryURL}
+}
+
+// ownerPool connects as the schema's owner: who can rewrite the event log.
+func ownerPool(t *testing.T, pg *testharness.PG) *pgxpool.Pool {
+	t.Helper()
+	pool, err := db.Open(t.Context(), pg.OwnerURL)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
 }

@@ -46,14 +46,15 @@ func TestBailoutSign(t *testing.T) {
 }
 
 func TestTreasuryVerify(t *testing.T) {
-	pool, url := testharness.FreshDB(t)
+	pg := testharness.FreshPG(t)
 	ctx := t.Context()
-	tr := db.NewTreasury(pool)
+	tr := db.NewTreasury(pg.TreasuryPool)
+	pool, dbenv := ownerPool(t, pg), treasuryEnv(pg)
 	for range 3 {
 		_, err := tr.RecordYield(ctx, db.YieldInput{ID: uuid.New(), Asset: "XLM", GrossStroops: 12345, OccurredAt: time.Now()})
 		require.NoError(t, err)
 	}
-	code, out, errOut := run(t, []string{"DATABASE_URL=" + url}, "treasury", "verify")
+	code, out, errOut := run(t, dbenv, "treasury", "verify")
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "intact: 3 events")
 
@@ -64,7 +65,7 @@ func TestTreasuryVerify(t *testing.T) {
 		_, err := tx.Exec(ctx, `UPDATE treasury.events SET payload = replace(payload, '12345', '99999') WHERE seq = 3`)
 		return err
 	}))
-	code, _, errOut = run(t, []string{"DATABASE_URL=" + url}, "treasury", "verify")
+	code, _, errOut = run(t, dbenv, "treasury", "verify")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "broken after 2 good events: event 3")
 }
