@@ -61,7 +61,9 @@ func newChannelFixture(t *testing.T, chain int64) *channelFixture {
 // envelope with the five council signatures.
 func (f *channelFixture) approved(t *testing.T, amount int64) (uuid.UUID, SubmitInput) {
 	ctx := context.Background()
-	req := contracts.BailoutRequest{Asset: "XLM", AmountStroops: amount, Destination: keypair.MustRandom().Address(), Reason: "r"}
+	dest := keypair.MustRandom().Address()
+	f.hz.AddAccount(dest, 1<<32, nil)
+	req := contracts.BailoutRequest{Asset: "XLM", AmountStroops: amount, Destination: dest, Reason: "r"}
 	id := contracts.BailoutID(req)
 	wid := contracts.BailoutWorkflowID(id)
 	_, err := f.act.Store.RecordBailoutRequest(ctx, db.Bailout{ID: id, WorkflowID: wid, Asset: req.Asset, AmountStroops: req.AmountStroops,
@@ -119,7 +121,7 @@ func TestSubmitBailoutAfterAWorkerDied(t *testing.T) {
 			require.Equal(t, c.state, b.State)
 			bs, err := f.act.Store.Balances(ctx)
 			require.NoError(t, err)
-			require.Equal(t, db.FundBalance{Asset: "XLM", Balance: 1_000_000_000 - c.debit}, bs[0])
+			require.Contains(t, bs, db.FundBalance{Asset: "XLM", Balance: 1_000_000_000 - c.debit})
 			evs, err := f.act.Store.BailoutEvents(ctx, id)
 			require.NoError(t, err)
 			require.Len(t, evs, 2, "requested, then executed or failed once")

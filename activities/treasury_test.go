@@ -39,11 +39,14 @@ func newTreasuryFixture(t *testing.T) *treasuryFixture {
 	acct := keypair.MustRandom().Address()
 	f.hz = localhorizon.New(config.TestnetPassphrase)
 	f.hz.AddAccount(acct, 100, keys)
+	issuer := keypair.MustRandom().Address()
+	f.hz.Fund(acct, localhorizon.Native, 10*contracts.StroopsPerUnit) // its minimum balance and fees
+	f.hz.Fund(acct, "USDC:"+issuer, 10_000_000)
 	srv := httptest.NewServer(f.hz)
 	t.Cleanup(srv.Close)
 	f.act = &Treasury{Store: db.NewTreasury(pool), Config: config.Treasury{
 		HorizonURL: srv.URL, NetworkPassphrase: config.TestnetPassphrase, Account: acct, CouncilKeys: keys,
-		USDCIssuer: keypair.MustRandom().Address(),
+		USDCIssuer: issuer,
 	}}
 	_, err := f.act.RecordYield(context.Background(), YieldInput{ID: uuid.New(), Asset: "USDC", GrossStroops: 1_000_000_000, OccurredAt: f.now})
 	require.NoError(t, err)
@@ -52,7 +55,10 @@ func newTreasuryFixture(t *testing.T) *treasuryFixture {
 
 // reserveAndBuild reserves a bailout whose window is open now and builds its payment.
 func (f *treasuryFixture) reserveAndBuild(t *testing.T, amount int64) (uuid.UUID, BuiltTx) {
-	req := contracts.BailoutRequest{Asset: "USDC", AmountStroops: amount, Destination: keypair.MustRandom().Address(), Reason: "r"}
+	dest := keypair.MustRandom().Address()
+	f.hz.AddAccount(dest, 1<<32, nil)
+	f.hz.Fund(dest, "USDC:"+f.act.Config.USDCIssuer, 0) // its trustline
+	req := contracts.BailoutRequest{Asset: "USDC", AmountStroops: amount, Destination: dest, Reason: "r"}
 	id := contracts.BailoutID(req)
 	w := contracts.Window{Unlock: f.now.Add(-time.Minute).Truncate(time.Second), Expiry: f.now.Add(time.Hour).Truncate(time.Second)}
 	ctx := context.Background()

@@ -139,13 +139,16 @@ func Bailout(ctx workflow.Context, in BailoutInput) (BailoutStatus, error) {
 
 // bailout is the workflow's state.
 type bailout struct {
-	in        BailoutInput
-	st        BailoutStatus
-	council   []string
-	window    contracts.Window
-	built     activities.BuiltTx
-	hash      []byte
-	sigs      map[string][]byte
+	in      BailoutInput
+	st      BailoutStatus
+	council []string
+	window  contracts.Window
+	built   activities.BuiltTx
+	hash    []byte
+	sigs    map[string][]byte
+	// recorded counts the approvals the treasury's event log holds: the payment waits for
+	// them, so no BailoutApproved ever follows the outcome in the hash chain.
+	recorded  int
 	cancelled bool
 	expired   bool
 	unlocked  bool
@@ -166,7 +169,7 @@ func (b *bailout) run(ctx workflow.Context) (BailoutStatus, error) {
 		return b.finish(ctx)
 	}
 	b.await(ctx)
-	if !b.cancelled && contracts.ReadyToExecute(len(b.sigs), workflow.Now(ctx), b.window) {
+	if !b.cancelled && contracts.ReadyToExecute(b.recorded, workflow.Now(ctx), b.window) {
 		b.execute(ctx)
 	} else {
 		b.close(ctx)
@@ -223,7 +226,7 @@ func (b *bailout) await(ctx workflow.Context) {
 	b.startTimer(ctx, tctx, b.window.Unlock, &b.unlocked)
 	b.startTimer(ctx, tctx, b.window.Expiry, &b.expired)
 	_ = workflow.Await(ctx, func() bool {
-		return b.cancelled || b.expired || contracts.ReadyToExecute(len(b.sigs), workflow.Now(ctx), b.window)
+		return b.cancelled || b.expired || contracts.ReadyToExecute(b.recorded, workflow.Now(ctx), b.window)
 	})
 }
 
@@ -440,8 +443,12 @@ func (b *bailout) accept(ctx workflow.Context, a Approval) error {
 	b.st.Approvals = append(b.st.Approvals, ApprovalRecord{Signer: a.Signer, At: now})
 	b.upsert(ctx)
 	var act *activities.Treasury
-	return workflow.ExecuteActivity(withShortActivity(ctx), act.RecordApproval,
-		activities.ApprovalInput{ID: b.in.ID, Signer: a.Signer, At: now}).Get(ctx, nil)
+	if err := workflow.ExecuteActivity(withShortActivity(ctx), act.RecordApproval,
+		activities.ApprovalInput{ID: b.in.ID, Signer: a.Signer, At: now}).Get(ctx, nil); err != nil {
+		return err
+	}
+	b.recorded++
+	return nil
 }
 
 func withShortActivity(ctx workflow.Context) workflow.Context {
