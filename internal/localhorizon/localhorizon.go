@@ -14,8 +14,9 @@
 //     op_no_trust, op_src_no_trust), and the transaction is still included with
 //     successful=false, its sequence number and fee consumed.
 //
-// It accepts only what the network would; it knows Payment, CreateAccount and BumpSequence
-// and refuses other operations rather than pretend to apply them.
+// It accepts only what the network would; it knows Payment, CreateAccount, BumpSequence and
+// ManageData (the chain anchors; its reserve is not modelled) and refuses other operations
+// rather than pretend to apply them.
 package localhorizon
 
 import (
@@ -418,7 +419,7 @@ func (s *Server) judge(env string) (*record, *refusal) {
 
 func supported(op txnbuild.Operation) bool {
 	switch op.(type) {
-	case *txnbuild.Payment, *txnbuild.CreateAccount, *txnbuild.BumpSequence:
+	case *txnbuild.Payment, *txnbuild.CreateAccount, *txnbuild.BumpSequence, *txnbuild.ManageData:
 		return true
 	}
 	return false
