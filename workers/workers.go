@@ -92,6 +92,9 @@ func Run(ctx context.Context, d Deps, only []string) error {
 		if cleanup != nil {
 			cleanups = append(cleanups, cleanup)
 		}
+		if err != nil && ctx.Err() != nil {
+			return nil // stopped while starting (a query cut short by the stop): a clean stop
+		}
 		if err != nil {
 			return fmt.Errorf("task queue %s: %w", q.name, err)
 		}
