@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stellar/go-stellar-sdk/keypair"
 	"github.com/stretchr/testify/require"
 
@@ -25,7 +24,7 @@ import (
 )
 
 func TestTreasuryYieldAPI(t *testing.T) {
-	e, tp := newTreasuryEnv(t)
+	e := newEnv(t)
 	svc := e.as(RoleService).Token
 	at := e.clock.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
 	id := uuid.New()
@@ -60,7 +59,7 @@ func TestTreasuryYieldAPI(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, r.Code, name)
 		require.Equal(t, c.code, r.ErrorCode(t), name)
 	}
-	require.Equal(t, 1, count(t, tp, `SELECT count(*) FROM treasury.yield_events`), "nothing written")
+	require.Equal(t, 1, e.treasuryCount(`SELECT count(*) FROM treasury.yield_events`), "nothing written")
 	for _, role := range []Role{RoleCouncil, RoleAdmin, RoleFan, RoleCreator} {
 		r := e.do(http.MethodPost, "/api/v1/treasury/yield", e.as(role).Token, body)
 		require.Equal(t, http.StatusForbidden, r.Code, role)
@@ -108,7 +107,7 @@ func TestBailoutAPI(t *testing.T) {
 	srv := httptest.NewServer(hz)
 	defer srv.Close()
 	var cfg *config.Config
-	e, tp := newTreasuryEnv(t, withTemporal(tc), func(d *Deps) {
+	e := newEnv(t, withTemporal(tc), func(d *Deps) {
 		d.Config.Treasury.CouncilKeys = keys
 		d.Config.Treasury.Account = treasuryAcct
 		d.Config.Treasury.HorizonURL = srv.URL
@@ -119,11 +118,11 @@ func TestBailoutAPI(t *testing.T) {
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- workers.Run(wctx, workers.Deps{Client: tc, Pool: e.pool, TreasuryPool: tp, Config: cfg, Logger: testharness.Logger(t)}, []string{workflows.TreasuryQueue})
+		done <- workers.Run(wctx, workers.Deps{Client: tc, Pool: e.pool, TreasuryPool: e.tpool, Config: cfg, Logger: testharness.Logger(t)}, []string{workflows.TreasuryQueue})
 	}()
 	defer func() { stop(); <-done }()
 
-	require.Eventually(t, func() bool { return count(t, tp, `SELECT count(*) FROM treasury.channels`) == 1 },
+	require.Eventually(t, func() bool { return e.treasuryCount(`SELECT count(*) FROM treasury.channels`) == 1 },
 		30*time.Second, 50*time.Millisecond, "the worker registers its channel")
 	svc, cm := e.as(RoleService).Token, e.as(RoleCouncil).Token
 	r := e.do(http.MethodPost, "/api/v1/treasury/yield", svc,
@@ -159,7 +158,7 @@ func TestBailoutAPI(t *testing.T) {
 	require.Equal(t, contracts.BailoutID(contracts.BailoutRequest{Asset: "XLM", AmountStroops: 400_000_000, Destination: dest, Reason: "protocol exploit"}).String(), id)
 	r = e.do(http.MethodPost, "/api/v1/bailouts", e.as(RoleAdmin).Token, req)
 	require.Equal(t, http.StatusConflict, r.Code, "same request twice")
-	require.Zero(t, count(t, tp, `SELECT count(*) FROM treasury.bailouts WHERE reason <> 'protocol exploit'`), "refused requests recorded nothing")
+	require.Zero(t, e.treasuryCount(`SELECT count(*) FROM treasury.bailouts WHERE reason <> 'protocol exploit'`), "refused requests recorded nothing")
 
 	var st map[string]any
 	require.Eventually(t, func() bool {
@@ -207,7 +206,7 @@ func TestBailoutAPI(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, r.Code, string(r.Body))
 	require.Equal(t, "no_channel", r.ErrorCode(t))
 	require.Contains(t, string(r.Body), "channels-setup --count")
-	require.Zero(t, count(t, tp, `SELECT count(*) FROM treasury.bailouts WHERE reason = 'another'`))
+	require.Zero(t, e.treasuryCount(`SELECT count(*) FROM treasury.bailouts WHERE reason = 'another'`))
 
 	// A council member cancels with a signed cancel message: the reservation is released.
 	cancelPath := "/api/v1/bailouts/" + id + "/cancel"
@@ -217,23 +216,6 @@ func TestBailoutAPI(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Code, string(r.Body))
 	require.Equal(t, workflows.StateCancelled, r.JSON(t)["state"])
 	require.Eventually(t, func() bool { return treasury()["reserved_stroops"].(float64) == 0 }, 30*time.Second, 100*time.Millisecond)
-	require.Equal(t, 1, count(t, tp, `SELECT count(*) FROM treasury.channels WHERE bailout_id IS NULL`), "channel released")
+	require.Equal(t, 1, e.treasuryCount(`SELECT count(*) FROM treasury.channels WHERE bailout_id IS NULL`), "channel released")
 	require.Equal(t, 2, e.count(`SELECT count(*) FROM access_log WHERE action IN ('bailout.request', 'bailout.cancel')`))
-}
-
-// newTreasuryEnv is newEnv with the treasury behind the treasury login, as in production (the
-// runtime role has no rights on schema treasury); it returns that login's pool too.
-func newTreasuryEnv(t *testing.T, opts ...envOption) (*env, *pgxpool.Pool) {
-	t.Helper()
-	pg := testharness.FreshPG(t)
-	opts = append(opts, func(d *Deps) { d.TreasuryPool = pg.TreasuryPool })
-	return newEnvOn(t, pg.Pool, opts...), pg.TreasuryPool
-}
-
-// count counts rows as pool's role.
-func count(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
-	t.Helper()
-	var n int
-	require.NoError(t, pool.QueryRow(t.Context(), sql, args...).Scan(&n))
-	return n
 }
