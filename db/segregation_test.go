@@ -122,6 +122,8 @@ func TestTreasuryLoginHasOnlyWhatTheTreasuryNeeds(t *testing.T) {
 		"yield_events": {"SELECT", "INSERT"},
 		"bailouts":     {"SELECT", "INSERT", "UPDATE"},
 		"events":       {"SELECT", "INSERT"},
+		"channels":     {"SELECT", "INSERT", "UPDATE"}, // issue 13: the channel pool
+		"anchors":      {"SELECT", "INSERT"},           // issue 13: what was anchored, never rewritten
 	}
 	tables := treasuryTables(t, pg.TreasuryPool)
 	require.ElementsMatch(t, keys(want), keys(tables), "every treasury table has its expected privileges listed here")

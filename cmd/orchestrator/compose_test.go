@@ -163,6 +163,7 @@ func TestComposeStackReplay(t *testing.T) {
 	require.NoError(t, err)
 	for name, body := range map[string]string{
 		"jwt_secret": jwtSecret + "\n", "backup_identity": id.String() + "\n", "backup_recipients": id.Recipient().String() + "\n",
+		"treasury_channels": keypair.MustRandom().Seed() + "\n",
 	} {
 		require.NoError(t, os.WriteFile(filepath.Join(secrets, name), []byte(body), 0o600))
 	}
