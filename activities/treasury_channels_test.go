@@ -67,7 +67,7 @@ func (f *channelFixture) approved(t *testing.T, amount int64) (uuid.UUID, Submit
 	id := contracts.BailoutID(req)
 	wid := contracts.BailoutWorkflowID(id)
 	_, err := f.act.Store.RecordBailoutRequest(ctx, db.Bailout{ID: id, WorkflowID: wid, Asset: req.Asset, AmountStroops: req.AmountStroops,
-		Destination: req.Destination, Reason: req.Reason, RequestedAt: time.Now().UTC().Add(-2 * time.Minute).Truncate(time.Microsecond)})
+		Destination: req.Destination, Reason: req.Reason, RequestedAt: time.Now().UTC().Add(-20 * time.Minute).Truncate(time.Microsecond)})
 	require.NoError(t, err)
 	res, err := f.act.ReserveRecordedBailout(ctx, ReserveRecordedInput{ID: id, WorkflowID: wid, Request: req, Timelock: time.Minute, Grace: time.Hour})
 	require.NoError(t, err)
@@ -132,4 +132,57 @@ func TestSubmitBailoutAfterAWorkerDied(t *testing.T) {
 			require.Equal(t, 1, free, "channel released")
 		})
 	}
+}
+
+// The hourly sweep: a bailout whose workflow will never finish (here: never started, as after
+// a terminate and a lost history) holds its reservation and channel until the sweep, which
+// first makes its approved envelope invalid on chain (the channel bumped past its sequence),
+// then releases both with BailoutCancelled; a request never reserved is rejected. A second
+// sweep finds nothing.
+func TestSweepReleasesAbandonedBailouts(t *testing.T) {
+	ctx := context.Background()
+	f := newChannelFixture(t, 1_000_000_000)
+	f.act.Temporal = testharness.Temporal(t)
+	id, in := f.approved(t, 250_000_000)
+	require.NoError(t, f.act.Store.RecordApproval(ctx, id, f.council[0].Address(), time.Now()))
+	b, err := f.act.Store.GetBailout(ctx, id)
+	require.NoError(t, err)
+	require.NotNil(t, b.TxSeq)
+	req := contracts.BailoutRequest{Asset: "XLM", AmountStroops: 1, Destination: keypair.MustRandom().Address(), Reason: "never reserved"}
+	lone := contracts.BailoutID(req)
+	_, err = f.act.Store.RecordBailoutRequest(ctx, db.Bailout{ID: lone, WorkflowID: contracts.BailoutWorkflowID(lone), Asset: req.Asset,
+		AmountStroops: req.AmountStroops, Destination: req.Destination, Reason: req.Reason, RequestedAt: time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)})
+	require.NoError(t, err)
+
+	res, err := f.act.SweepBailouts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, SweepResult{Released: 1, Rejected: 1}, res)
+	require.GreaterOrEqual(t, f.hz.Sequence(in.Channel), *b.TxSeq, "the envelope's sequence is consumed")
+	b, err = f.act.Store.GetBailout(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, db.BailoutCancelled, b.State)
+	bs, err := f.act.Store.Balances(ctx)
+	require.NoError(t, err)
+	require.Contains(t, bs, db.FundBalance{Asset: "XLM", Balance: 1_000_000_000})
+	free, err := f.act.Store.FreeChannels(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, free)
+	l, err := f.act.Store.GetBailout(ctx, lone)
+	require.NoError(t, err)
+	require.Equal(t, db.BailoutRejected, l.State)
+
+	// The envelope, fully signed, is refused by the network now.
+	env, err := contracts.AttachSignatures(in.XDR, config.TestnetPassphrase, in.Hash, in.Council, in.Signatures, f.channel)
+	require.NoError(t, err)
+	_, err = (&horizonclient.Client{HorizonURL: f.url}).SubmitTransactionXDR(env)
+	require.Error(t, err)
+	rc, rerr := horizonclient.GetError(err).ResultCodes()
+	require.NoError(t, rerr)
+	require.Equal(t, "tx_bad_seq", rc.TransactionCode)
+
+	res, err = f.act.SweepBailouts(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res)
+	_, err = f.act.Store.VerifyChain(ctx)
+	require.NoError(t, err)
 }
