@@ -162,6 +162,13 @@ func (a *app) restoreCmd() *cobra.Command {
 				(res.Download + res.Restore + res.Verify).Round(time.Millisecond), res.Download.Round(time.Millisecond),
 				res.Restore.Round(time.Millisecond), res.Verify.Round(time.Millisecond))
 			fmt.Fprintln(out, backup.Summary(nil, len(res.Tables)))
+			// Backups are immutable; the erasure register is not restored. Every erasure
+			// newer than the backup is applied again before the database serves anyone.
+			n, err := db.ReapplyErasuresTo(ctx, target, db.ErasureRegister{S3: s3c, Bucket: a.cfg.S3.Bucket}, m.StartedAt, time.Now())
+			if err != nil {
+				return fmt.Errorf("restored, but re-applying erasures failed (do not serve this database): %w", err)
+			}
+			fmt.Fprintf(out, "re-applied %d erasure(s) newer than the backup\n", n)
 			return nil
 		},
 	}
