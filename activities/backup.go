@@ -261,7 +261,7 @@ func (a *Drill) Restore(ctx context.Context, in DrillRestoreInput) (DrillRestore
 	}
 	// Erasures newer than the backup are applied again before anyone reads the restore.
 	if _, err := db.ReapplyErasuresTo(ctx, pgcluster.WithDatabase(a.ServerURL, name),
-		db.ErasureRegister{S3: a.Store.S3, Bucket: a.Store.Bucket}, res.Manifest.StartedAt, time.Now()); err != nil {
+		db.ErasureRegister{S3: a.Store.S3, Bucket: a.Store.Bucket}, time.Now()); err != nil {
 		return DrillRestoreResult{}, err
 	}
 	return DrillRestoreResult{StoredBytes: res.Manifest.StoredBytes, DumpBytes: res.Manifest.DumpBytes, Tables: len(res.Tables),

@@ -27,8 +27,11 @@ type revocations struct {
 	pool   *pgxpool.Pool
 	logger *slog.Logger
 	ctx    context.Context
-	// window is how far back a resync looks and how long entries are kept.
-	window time.Duration
+	// sessionWindow is how long a revoked session is remembered (and how far back a
+	// resync looks for them): the longest an access token may live, plus leeway. userWindow
+	// is the same for role changes and erasures, which also stop operator tokens (up to
+	// OPERATOR_TOKEN_MAX_TTL).
+	sessionWindow, userWindow time.Duration
 
 	mu       sync.RWMutex
 	sessions map[uuid.UUID]time.Time
@@ -47,11 +50,11 @@ type sessionWatch struct {
 	close func(reason string)
 }
 
-func newRevocations(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, window time.Duration) *revocations {
+func newRevocations(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, sessionWindow, userWindow time.Duration) *revocations {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return &revocations{pool: pool, logger: logger, ctx: ctx, window: window,
+	return &revocations{pool: pool, logger: logger, ctx: ctx, sessionWindow: sessionWindow, userWindow: userWindow,
 		sessions: map[uuid.UUID]time.Time{}, users: map[uuid.UUID]db.UserAuthState{},
 		watchers: map[uuid.UUID]map[*sessionWatch]struct{}{}, synced: make(chan struct{})}
 }
@@ -218,7 +221,8 @@ func (r *revocations) listenOnce() error {
 		}
 		select {
 		case <-gc.C:
-			r.forget(time.Now().Add(-r.window))
+			now := time.Now()
+			r.forget(now.Add(-r.sessionWindow), now.Add(-r.userWindow))
 		default:
 		}
 	}
@@ -229,12 +233,11 @@ func (r *revocations) resync(conn *pgx.Conn) error {
 	if err := conn.QueryRow(r.ctx, `SELECT now()`).Scan(&now); err != nil {
 		return err
 	}
-	since := now.Add(-r.window)
-	sessions, err := db.RevokedSince(r.ctx, conn, since)
+	sessions, err := db.RevokedSince(r.ctx, conn, now.Add(-r.sessionWindow))
 	if err != nil {
 		return err
 	}
-	users, err := db.UsersChangedSince(r.ctx, conn, since)
+	users, err := db.UsersChangedSince(r.ctx, conn, now.Add(-r.userWindow))
 	if err != nil {
 		return err
 	}
@@ -250,17 +253,17 @@ func (r *revocations) resync(conn *pgx.Conn) error {
 	return nil
 }
 
-// forget drops entries older than before.
-func (r *revocations) forget(before time.Time) {
+// forget drops session entries older than sessions and user entries older than users.
+func (r *revocations) forget(sessions, users time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, at := range r.sessions {
-		if at.Before(before) {
+		if at.Before(sessions) {
 			delete(r.sessions, id)
 		}
 	}
 	for id, st := range r.users {
-		if st.At.Before(before) {
+		if st.At.Before(users) {
 			delete(r.users, id)
 		}
 	}

@@ -211,3 +211,21 @@ func TestLoginLimitsAcrossInstances(t *testing.T) {
 	require.Equal(t, 3, a.count(`SELECT count(*) FROM access_log WHERE action = 'auth.rate_limited'`))
 	require.Equal(t, 0, a.count(`SELECT count(*) FROM auth_sessions`))
 }
+
+// Operator-minted tokens (no session) stay for service accounts, with a lifetime limit
+// (OPERATOR_TOKEN_MAX_TTL, default 30 days): a longer-lived one is refused.
+func TestOperatorTokensHaveALifetimeLimit(t *testing.T) {
+	e := newEnv(t)
+	id := uuid.New()
+	ok, err := IssueToken(testSecret, id, RoleService, 29*24*time.Hour, time.Now())
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, e.do(http.MethodGet, "/api/v1/users", ok, nil).Code)
+	long, err := IssueToken(testSecret, id, RoleService, 31*24*time.Hour, time.Now())
+	require.NoError(t, err)
+	r := e.do(http.MethodGet, "/api/v1/users", long, nil)
+	require.Equal(t, http.StatusUnauthorized, r.Code)
+	require.Contains(t, string(r.Body), "OPERATOR_TOKEN_MAX_TTL")
+	// A tighter limit applies to tokens already minted.
+	tight := newEnv(t, func(d *Deps) { d.Config.SignIn.OperatorTokenMaxTTL = 24 * time.Hour })
+	require.Equal(t, http.StatusUnauthorized, tight.do(http.MethodGet, "/api/v1/users", ok, nil).Code)
+}

@@ -151,6 +151,10 @@ func (s *Server) serveWS(c *gin.Context) {
 	// A revoked session, a changed role or an erased user closes the socket at once.
 	defer s.revoked.watch(p, func(reason string) { conn.close(closePolicy, reason) })()
 	go conn.writePump()
+	// A revocation that arrived between the token check and the watch: close now.
+	if err := s.revoked.check(c.Request.Context(), p); err != nil {
+		conn.close(closePolicy, "session ended")
+	}
 
 	// Presence: this device is online; tell it who of its contacts is.
 	ctx := c.Request.Context()

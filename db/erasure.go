@@ -173,13 +173,16 @@ func TombstoneComments(ctx context.Context, q Querier, user uuid.UUID, now time.
 	return ErasureCounts{CommentsTombstoned: int(tag.RowsAffected()), LikesRemoved: int(likes.RowsAffected())}, err
 }
 
-// PseudonymiseAccessLog re-keys user's access-log rows (as actor or as target) to pseudonym
-// and clears their IP and user agent.
+// PseudonymiseAccessLog re-keys user's access-log rows (as actor, target or named in the
+// detail) to pseudonym, and clears the IP and user agent of the rows the user acted in
+// (others' rows keep theirs: they are the other person's data).
 func PseudonymiseAccessLog(ctx context.Context, q Querier, user, pseudonym uuid.UUID) (ErasureCounts, error) {
 	tag, err := q.Exec(ctx, `
 		UPDATE access_log SET user_id = CASE WHEN user_id = $1 THEN $2 ELSE user_id END,
-		       target = replace(target, $1::text, $2::text), ip = '', user_agent = ''
-		 WHERE user_id = $1 OR strpos(target, $1::text) > 0`, user, pseudonym)
+		       target = replace(target, $1::text, $2::text), detail = replace(detail, $1::text, $2::text),
+		       ip = CASE WHEN user_id = $1 THEN '' ELSE ip END,
+		       user_agent = CASE WHEN user_id = $1 THEN '' ELSE user_agent END
+		 WHERE user_id = $1 OR strpos(target, $1::text) > 0 OR strpos(detail, $1::text) > 0`, user, pseudonym)
 	return ErasureCounts{AccessLogRows: int(tag.RowsAffected())}, err
 }
 
@@ -245,8 +248,8 @@ func (r ErasureRegister) Record(ctx context.Context, e RegisteredErasure) error 
 	return nil
 }
 
-// List returns the register's entries requested at or after since.
-func (r ErasureRegister) List(ctx context.Context, since time.Time) ([]RegisteredErasure, error) {
+// List returns every entry of the register.
+func (r ErasureRegister) List(ctx context.Context) ([]RegisteredErasure, error) {
 	var out []RegisteredErasure
 	p := s3.NewListObjectsV2Paginator(r.S3, &s3.ListObjectsV2Input{Bucket: aws.String(r.Bucket), Prefix: aws.String(ErasureRegisterPrefix)})
 	for p.HasMorePages() {
@@ -268,37 +271,47 @@ func (r ErasureRegister) List(ctx context.Context, since time.Time) ([]Registere
 			if err := json.Unmarshal(b, &e); err != nil || e.UserID == uuid.Nil {
 				return nil, fmt.Errorf("erasure register: %s is not an entry", aws.ToString(o.Key))
 			}
-			if !e.RequestedAt.Before(since) {
-				out = append(out, e)
-			}
+			out = append(out, e)
 		}
 	}
 	return out, nil
 }
 
 // ReapplyErasures erases again, in the database pool serves (a restored one), every user the
-// register lists as erased at or after since: what a backup taken before the erasure brought
-// back. Call it after a restore and before the database serves anyone. It returns how many
-// entries it applied.
-func ReapplyErasures(ctx context.Context, pool *pgxpool.Pool, reg ErasureRegister, since time.Time, now time.Time) (int, error) {
-	entries, err := reg.List(ctx, since)
+// register lists whose erasure that database does not record as completed: what a backup
+// taken before the erasure (or while it ran) brought back. A completed erasure in the
+// restored data means the backup was taken after its last step (a dump is one snapshot), so
+// it is skipped. Call it after a restore and before the database serves anyone. It returns
+// how many erasures it applied.
+func ReapplyErasures(ctx context.Context, pool *pgxpool.Pool, reg ErasureRegister, now time.Time) (int, error) {
+	entries, err := reg.List(ctx)
 	if err != nil {
 		return 0, err
 	}
+	n := 0
 	for _, e := range entries {
-		if _, err := EraseUser(ctx, pool, e.UserID, now); err != nil {
-			return 0, fmt.Errorf("re-apply erasure of %s: %w", e.UserID, err)
+		var done bool
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM erasures WHERE user_id = $1 AND completed_at IS NOT NULL)`, e.UserID).Scan(&done); err != nil {
+			return n, fmt.Errorf("re-apply erasure of %s: %w", e.UserID, err)
 		}
+		if done {
+			continue
+		}
+		if _, err := EraseUser(ctx, pool, e.UserID, now); err != nil {
+			return n, fmt.Errorf("re-apply erasure of %s: %w", e.UserID, err)
+		}
+		n++
 	}
-	return len(entries), nil
+	return n, nil
 }
 
-// ReapplyErasuresTo is ReapplyErasures on the database at databaseURL (a restore's target).
-func ReapplyErasuresTo(ctx context.Context, databaseURL string, reg ErasureRegister, since time.Time, now time.Time) (int, error) {
+// ReapplyErasuresTo is ReapplyErasures on the database at databaseURL (a restore's target):
+// the one hook restore and drills call.
+func ReapplyErasuresTo(ctx context.Context, databaseURL string, reg ErasureRegister, now time.Time) (int, error) {
 	pool, err := Open(ctx, databaseURL)
 	if err != nil {
 		return 0, err
 	}
 	defer pool.Close()
-	return ReapplyErasures(ctx, pool, reg, since, now)
+	return ReapplyErasures(ctx, pool, reg, now)
 }

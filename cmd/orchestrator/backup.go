@@ -163,12 +163,13 @@ func (a *app) restoreCmd() *cobra.Command {
 				res.Restore.Round(time.Millisecond), res.Verify.Round(time.Millisecond))
 			fmt.Fprintln(out, backup.Summary(nil, len(res.Tables)))
 			// Backups are immutable; the erasure register is not restored. Every erasure
-			// newer than the backup is applied again before the database serves anyone.
-			n, err := db.ReapplyErasuresTo(ctx, target, db.ErasureRegister{S3: s3c, Bucket: a.cfg.S3.Bucket}, m.StartedAt, time.Now())
+			// the backup does not hold as completed is applied again before the database
+			// serves anyone.
+			n, err := db.ReapplyErasuresTo(ctx, target, db.ErasureRegister{S3: s3c, Bucket: a.cfg.S3.Bucket}, time.Now())
 			if err != nil {
 				return fmt.Errorf("restored, but re-applying erasures failed (do not serve this database): %w", err)
 			}
-			fmt.Fprintf(out, "re-applied %d erasure(s) newer than the backup\n", n)
+			fmt.Fprintf(out, "re-applied %d erasure(s) newer than the backup (erasure register)\n", n)
 			return nil
 		},
 	}

@@ -191,6 +191,9 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 	if err := appendDevEnv(envFile, cfg); err != nil {
 		return err
 	}
+	if err := appendDemoSignIns(ctx, envFile, pool, dataset, cfg, opts.DataDir); err != nil {
+		return err
+	}
 	printBanner(opts.Out, pg.Source, apiURL, uiURL, cfg, banner, time.Since(started))
 	dataset.WriteTour(opts.Out, apiURL, envFile)
 	if opts.Ready != nil {
