@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,10 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/internal/config"
@@ -271,24 +265,5 @@ func TestEraseUserEndToEnd(t *testing.T) {
 	require.Equal(t, "erased", r.JSON(t)["status"])
 	require.Equal(t, after, snapshot())
 	require.False(t, strings.Contains(after, "VICTIM-"))
-	writeHistory(t, tc, workflows.ErasureWorkflowID(v), "erasure_history.json")
-}
-
-// writeHistory saves a workflow's history for the replay tests in workflows/testdata when
-// UPDATE_HISTORY is set.
-func writeHistory(t *testing.T, c client.Client, workflowID, name string) {
-	t.Helper()
-	if os.Getenv("UPDATE_HISTORY") == "" {
-		return
-	}
-	iter := c.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	h := &historypb.History{}
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		require.NoError(t, err)
-		h.Events = append(h.Events, ev)
-	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "testdata", name), b, 0o644))
+	testharness.WriteHistory(t, tc, workflows.ErasureWorkflowID(v), "erasure_history.json")
 }

@@ -13,10 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/creatorvault/orchestrator/activities"
 	"github.com/creatorvault/orchestrator/db"
@@ -93,7 +90,7 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, drills, 1)
 	require.Equal(t, "pass", drills[0].Outcome)
-	writeHistory(t, c, run.GetID(), "backup_history.json")
+	testharness.WriteHistory(t, c, run.GetID(), "backup_history.json")
 	row, err = db.GetBackup(ctx, pool, bres.BackupID)
 	require.NoError(t, err)
 	require.NotNil(t, row.VerifiedAt)
@@ -107,7 +104,7 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.True(t, rep.Breached)
 	require.True(t, rep.Verified)
 	require.NotEmpty(t, rep.Recommendations)
-	writeHistory(t, c, drun.GetID(), "drill_history.json")
+	testharness.WriteHistory(t, c, drun.GetID(), "drill_history.json")
 	md, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(activities.DrillReportKey(rep.DrillID, "md"))})
 	require.NoError(t, err)
 	mdBody, err := io.ReadAll(md.Body)
@@ -123,24 +120,4 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	var n int
 	require.NoError(t, testharness.Pool(t).QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname LIKE 'drill_%'`).Scan(&n))
 	require.Zero(t, n, "the scratch database is dropped")
-}
-
-// writeHistory saves a workflow's history for the replay tests in workflows/testdata when
-// UPDATE_HISTORY is set.
-func writeHistory(t *testing.T, c client.Client, workflowID, name string) {
-	t.Helper()
-	if os.Getenv("UPDATE_HISTORY") == "" {
-		return
-	}
-	ctx := context.Background()
-	iter := c.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	h := &historypb.History{}
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		require.NoError(t, err)
-		h.Events = append(h.Events, ev)
-	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "testdata", name), b, 0o644))
 }

@@ -23,7 +23,8 @@ import (
 // again: back up, erase a user, restore the older backup: the user's data is gone again.
 func TestRestoreReappliesErasures(t *testing.T) {
 	ctx := context.Background()
-	pool, src := testharness.FreshDB(t)
+	fresh := testharness.FreshPG(t)
+	pool := fresh.Pool
 	s := testharness.NewS3(t)
 	reg := db.ErasureRegister{S3: s.Client, Bucket: s.Bucket}
 	early, victim, other := uuid.New(), uuid.New(), uuid.New()
@@ -51,7 +52,7 @@ func TestRestoreReappliesErasures(t *testing.T) {
 	idFile := filepath.Join(t.TempDir(), "identity.txt")
 	require.NoError(t, os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600))
 	m, err := backup.Run(ctx, backup.Store{S3: s.Client, Bucket: s.Bucket},
-		backup.Options{ID: "erasure-1", DatabaseURL: src, Recipients: []string{id.Recipient().String()}})
+		backup.Options{ID: "erasure-1", DatabaseURL: fresh.BackupURL, Recipients: []string{id.Recipient().String()}})
 	require.NoError(t, err)
 
 	// Erased after the backup: the backup still holds the person.

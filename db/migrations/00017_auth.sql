@@ -88,6 +88,14 @@ END $$;
 CREATE TRIGGER users_auth_changed BEFORE UPDATE OF role, erased_at ON users
     FOR EACH ROW EXECUTE FUNCTION auth_user_changed();
 
+-- The runtime role (migration 00010, db/bootstrap.sql) gets these tables by default
+-- privileges; said here too, so this file states what the API and workers may do. The
+-- erasures record is never deleted by the application: it is the proof a request was honoured.
+GRANT SELECT, INSERT, UPDATE, DELETE ON credentials, auth_sessions, refresh_tokens TO orchestrator_app;
+GRANT SELECT, INSERT, UPDATE ON erasures TO orchestrator_app;
+REVOKE DELETE, TRUNCATE ON erasures FROM orchestrator_app;
+GRANT SELECT ON credentials, auth_sessions, refresh_tokens, erasures TO orchestrator_backup;
+
 -- +goose Down
 DROP TRIGGER users_auth_changed ON users;
 DROP FUNCTION auth_user_changed;

@@ -59,6 +59,11 @@ func appendDemoSignIns(ctx context.Context, path string, pool *pgxpool.Pool, d *
 		}
 		block += "export " + strings.TrimSuffix(p.Var, "_TOKEN") + "_EMAIL=" + email + "  # " + p.Who + "\n"
 	}
+	return appendEnvFile(path, block)
+}
+
+// appendEnvFile appends block to the tour's env file (created 0600 by WriteDemoEnv).
+func appendEnvFile(path, block string) error {
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("demo env: %w", err)
