@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/internal/config"
 	"github.com/creatorvault/orchestrator/internal/pgcluster"
 	"github.com/creatorvault/orchestrator/internal/testharness"
@@ -81,6 +82,9 @@ func checkUp(t *testing.T, info DevInfo, dataDir string) {
 	require.NoError(t, err)
 	require.Contains(t, string(env), "export GOLD_TOKEN=")
 	require.FileExists(t, filepath.Join(dataDir, "temporal.db"))
+	// Production-shaped: the API and workers run as the runtime role.
+	require.Contains(t, info.DatabaseURL, "://"+db.AppRole)
+	require.Contains(t, string(env), "export TREASURY_DATABASE_URL=")
 	// The tour signs in as Gabe with the demo password (README "Five-minute tour").
 	vars := map[string]string{}
 	for _, line := range strings.Split(string(env), "\n") {
@@ -109,7 +113,7 @@ func TestDevOnTheLocalServer(t *testing.T) {
 	opts := DevOptions{DataDir: dataDir, Database: name}
 	url, want := "", pgcluster.SourceLocal
 	if pg.Server.Source != pgcluster.SourceLocal {
-		url, want = pg.URL, pgcluster.SourceURL
+		url, want = pg.AdminURL, pgcluster.SourceURL
 	}
 
 	info, stop := runDev(t, opts, url)
