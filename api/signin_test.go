@@ -229,3 +229,31 @@ func TestOperatorTokensHaveALifetimeLimit(t *testing.T) {
 	tight := newEnv(t, func(d *Deps) { d.Config.SignIn.OperatorTokenMaxTTL = 24 * time.Hour })
 	require.Equal(t, http.StatusUnauthorized, tight.do(http.MethodGet, "/api/v1/users", ok, nil).Code)
 }
+
+// With SELF_REGISTRATION on, anyone creates a fan account (and only a fan), limited per
+// address; the new account signs in.
+func TestSelfRegistration(t *testing.T) {
+	e := newEnv(t, func(d *Deps) {
+		d.Config.SignIn.SelfRegistration = true
+		d.SignIn.RegistrationLimit = db.Limit{Max: 2, Window: time.Hour}
+	})
+	r := e.do(http.MethodPost, "/api/v1/auth/register", "", map[string]any{"email": "new@example.com", "password": "long enough pw", "display_name": "New"})
+	require.Equal(t, http.StatusCreated, r.Code, "%s", r.Body)
+	id := uuid.MustParse(r.JSON(t)["user_id"].(string))
+	require.Equal(t, 1, e.count(`SELECT count(*) FROM users WHERE id = $1 AND role = 'fan'`, id))
+	p := e.login("new@example.com", "long enough pw")
+	require.Equal(t, http.StatusOK, e.do(http.MethodGet, "/api/v1/users/"+id.String(), p.Access, nil).Code)
+
+	// The same email again: 409, nothing created. A user_id (someone else's account) without
+	// a token: 400.
+	r = e.do(http.MethodPost, "/api/v1/auth/register", "", map[string]any{"email": "NEW@example.com", "password": "long enough pw", "display_name": "Again"})
+	require.Equal(t, http.StatusConflict, r.Code, "%s", r.Body)
+	r = e.do(http.MethodPost, "/api/v1/auth/register", "", map[string]any{"user_id": id.String(), "email": "x@example.com", "password": "long enough pw", "display_name": "X"})
+	require.Equal(t, http.StatusBadRequest, r.Code)
+	require.Equal(t, 1, e.count(`SELECT count(*) FROM users`))
+	// The per-address limit (2 here): the third registration is refused.
+	r = e.do(http.MethodPost, "/api/v1/auth/register", "", map[string]any{"email": "third@example.com", "password": "long enough pw", "display_name": "Third"})
+	require.Equal(t, http.StatusTooManyRequests, r.Code, "%s", r.Body)
+	require.NotEmpty(t, r.Header.Get("Retry-After"))
+	require.Equal(t, 1, e.count(`SELECT count(*) FROM credentials`))
+}
