@@ -1,12 +1,19 @@
 package api
 
 import (
+	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+
+	"github.com/creatorvault/orchestrator/db"
+	"github.com/creatorvault/orchestrator/internal/testharness"
 )
 
 // Two API instances on one database: a session ended on one stops working on the other
@@ -83,4 +90,42 @@ func TestWebSocketClosedOnRevocation(t *testing.T) {
 	_, resp, err := websocket.DefaultDialer.Dial(b.wsURL(""), http.Header{"Authorization": {"Bearer " + p.Access}})
 	require.Error(t, err)
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+}
+
+// queryCounter counts the queries a pool sends.
+type queryCounter struct{ n atomic.Int64 }
+
+func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	q.n.Add(1)
+	return ctx
+}
+func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// The revocation check is memory only: once the instance is in sync, verifying tokens
+// (valid, revoked, role changed) sends no query to the database.
+func TestRevocationCheckIsNotADatabaseRoundTrip(t *testing.T) {
+	_, url := testharness.FreshDB(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	require.NoError(t, err)
+	counter := &queryCounter{}
+	cfg.ConnConfig.Tracer = counter
+	pool, err := db.OpenConfig(t.Context(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	e := newEnvOn(t, pool)
+	id := e.signInUser(RoleFan, "qc@example.com", "correct horse battery")
+	live := e.login("qc@example.com", "correct horse battery")
+	ended := e.login("qc@example.com", "correct horse battery")
+	require.Equal(t, http.StatusNoContent, e.do(http.MethodPost, "/api/v1/auth/logout", ended.Access, nil).Code)
+	e.eventually401(ended.Access, "/api/v1/users/"+id.String())
+
+	before := counter.n.Load()
+	require.Positive(t, before, "the tracer sees this pool's queries")
+	for range 100 {
+		_, err := e.server.verifyToken(t.Context(), live.Access)
+		require.NoError(t, err)
+		_, err = e.server.verifyToken(t.Context(), ended.Access)
+		require.ErrorIs(t, err, errSessionEnded)
+	}
+	require.Equal(t, before, counter.n.Load(), "200 token checks sent queries")
 }
