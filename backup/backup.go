@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -75,9 +76,18 @@ type Table struct {
 	Hash string `json:"hash"`
 }
 
+// ManifestVersion is the manifest format this binary writes and the newest it reads. Version
+// 2 added Kind and Parts (Temporal's state); a manifest without a version is version 1.
+const ManifestVersion = 2
+
+// ErrNewerFormat means a manifest was written by a newer orchestrator than this one.
+var ErrNewerFormat = errors.New("manifest format is newer than this orchestrator reads")
+
 // Manifest describes a complete backup. It exists only when the object is complete.
 type Manifest struct {
 	ID            string    `json:"id"`
+	Version       int       `json:"version,omitempty"`
+	Kind          string    `json:"kind,omitempty"`
 	Format        string    `json:"format"`
 	Database      string    `json:"database"`
 	ServerVersion string    `json:"server_version"`
@@ -93,6 +103,8 @@ type Manifest struct {
 	Recipients      []string `json:"recipients"`
 	Passphrase      bool     `json:"passphrase,omitempty"`
 	Tables          []Table  `json:"tables"`
+	// Parts are further objects of the same backup: Temporal's state.
+	Parts []Part `json:"parts,omitempty"`
 }
 
 // Options configure one backup.
@@ -113,6 +125,12 @@ type Options struct {
 	Progress func(stored int64)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Kind is nightly or manual, recorded in the manifest so that the store alone describes
+	// the backup.
+	Kind string
+	// Temporal are Temporal's databases, backed up after the application's as further
+	// objects under the same manifest.
+	Temporal []TemporalSource
 }
 
 // ParseRecipients turns X25519 public keys into age recipients.
@@ -188,7 +206,7 @@ func Run(ctx context.Context, st Store, o Options) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manifest{ID: o.ID, Format: Format, StartedAt: now().UTC(), Object: st.ObjectKey(o.ID),
+	m := &Manifest{ID: o.ID, Version: ManifestVersion, Kind: o.Kind, Format: Format, StartedAt: now().UTC(), Object: st.ObjectKey(o.ID),
 		Recipients: o.Recipients, Passphrase: o.Passphrase != ""}
 	if m.Recipients == nil {
 		m.Recipients = []string{}
@@ -328,6 +346,9 @@ func Run(ctx context.Context, st Store, o Options) (*Manifest, error) {
 	m.CompressedBytes = compressed.n.Load()
 	m.StoredBytes = stored.n.Load()
 	m.SHA256 = hex.EncodeToString(hash.Sum(nil))
+	if m.Parts, err = backupTemporal(ctx, st, o, recipients); err != nil {
+		return nil, err
+	}
 	m.FinishedAt = now().UTC()
 	body, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -394,12 +415,22 @@ func ReadManifest(ctx context.Context, st Store, id string) (*Manifest, error) {
 	if err := json.NewDecoder(io.LimitReader(out.Body, 16<<20)).Decode(&m); err != nil {
 		return nil, fmt.Errorf("backup %s: manifest is not valid JSON: %w", id, err)
 	}
+	if m.Version > ManifestVersion {
+		return nil, fmt.Errorf("backup %s: %w (version %d; this one reads up to %d): upgrade orchestrator to restore it", id, ErrNewerFormat, m.Version, ManifestVersion)
+	}
 	return &m, nil
 }
 
-// Delete removes a backup: the manifest first (so it stops looking complete), then the object.
+// Delete removes a backup: the manifest first (so it stops looking complete), then the
+// objects.
 func Delete(ctx context.Context, st Store, id string) error {
-	for _, k := range []string{st.ManifestKey(id), st.ObjectKey(id)} {
+	keys := []string{st.ManifestKey(id), st.ObjectKey(id)}
+	if m, err := ReadManifest(ctx, st, id); err == nil {
+		for _, p := range m.Parts {
+			keys = append(keys, p.Object)
+		}
+	}
+	for _, k := range keys {
 		if _, err := st.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(k)}); err != nil && !isNotFound(err) {
 			return fmt.Errorf("backup %s: delete %s: %w", id, k, err)
 		}
@@ -505,7 +536,32 @@ func Resolve(ctx context.Context, st Store, ref string, at time.Time) (*Manifest
 		}
 		return m, nil
 	}
+	all, err := List(ctx, st)
+	if err != nil {
+		return nil, err
+	}
 	var best *Manifest
+	for _, m := range all {
+		if !at.IsZero() && m.StartedAt.After(at) {
+			continue
+		}
+		if best == nil || m.StartedAt.After(best.StartedAt) {
+			best = m
+		}
+	}
+	if best == nil {
+		if at.IsZero() {
+			return nil, fmt.Errorf("no complete backup in s3://%s/%s", st.Bucket, st.prefix())
+		}
+		return nil, fmt.Errorf("no complete backup at or before %s in s3://%s/%s", at.Format(time.RFC3339), st.Bucket, st.prefix())
+	}
+	return best, nil
+}
+
+// List reads every complete backup's manifest from the store, newest first. The store, not
+// the catalog, is the truth: this works on a new server and after the catalog is lost.
+func List(ctx context.Context, st Store) ([]*Manifest, error) {
+	var out []*Manifest
 	p := s3.NewListObjectsV2Paginator(st.S3, &s3.ListObjectsV2Input{Bucket: aws.String(st.Bucket), Prefix: aws.String(st.prefix())})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -522,19 +578,14 @@ func Resolve(ctx context.Context, st Store, ref string, at time.Time) (*Manifest
 			if err != nil {
 				return nil, err
 			}
-			if !at.IsZero() && m.StartedAt.After(at) {
-				continue
-			}
-			if best == nil || m.StartedAt.After(best.StartedAt) {
-				best = m
-			}
+			out = append(out, m)
 		}
 	}
-	if best == nil {
-		if at.IsZero() {
-			return nil, fmt.Errorf("no complete backup in s3://%s/%s", st.Bucket, st.prefix())
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].StartedAt.Equal(out[j].StartedAt) {
+			return out[i].StartedAt.After(out[j].StartedAt)
 		}
-		return nil, fmt.Errorf("no complete backup at or before %s in s3://%s/%s", at.Format(time.RFC3339), st.Bucket, st.prefix())
-	}
-	return best, nil
+		return out[i].ID > out[j].ID
+	})
+	return out, nil
 }
