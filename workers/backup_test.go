@@ -52,6 +52,7 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	cfg.DatabaseURL, cfg.S3 = url, s.Config
 	cfg.Backup.Recipients, cfg.Backup.IdentityFile = []string{id.Recipient().String()}, idFile
 	cfg.Backup.DrillDatabaseURL = testharness.Postgres(t).URL
+	cfg.Backup.DrillAllowProductionServer = true // the tests have one server
 	require.NoError(t, EnsureSearchAttributes(ctx, c, "default"))
 	require.NoError(t, ApplySchedules(ctx, c, cfg))
 	require.NoError(t, ApplySchedules(ctx, c, cfg), "applying schedules again changes nothing")
@@ -88,6 +89,9 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.Equal(t, bres.BackupID, rep.BackupID)
 	require.True(t, rep.Verified)
 	require.Less(t, rep.RTOSeconds, 120)
+	require.NotNil(t, rep.Serving, "the drill ends with a serving check")
+	require.True(t, rep.Serving.OK, rep.Serving.Failed())
+	require.Positive(t, rep.RestoreJobs)
 
 	drills, err := db.ListDrills(ctx, pool, 10)
 	require.NoError(t, err)

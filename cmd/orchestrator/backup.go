@@ -175,6 +175,7 @@ func (a *app) restoreCmd() *cobra.Command {
 				Store: st, Manifest: m, TargetURL: target, Create: create, Clean: clean, NoOwner: noOwner,
 				Identities: ids, Jobs: jobs, PGBinDir: a.cfg.Backup.PGBinDir,
 				RuntimeURL: runtimeURL, TreasuryURL: treasuryURL,
+				RuntimeTemplate: a.cfg.DatabaseURL, TreasuryTemplate: a.cfg.Treasury.DatabaseURL,
 				WithTemporal: withTemporal, TemporalFile: temporalFile, TemporalServerURL: temporalTarget,
 				Progress: bar.update,
 			})
@@ -196,8 +197,8 @@ func (a *app) restoreCmd() *cobra.Command {
 	f.BoolVar(&withTemporal, "with-temporal", false, "also restore Temporal's state from the backup")
 	f.StringVar(&temporalFile, "temporal-file", "", "with --with-temporal: where the dev server's SQLite state goes (must not exist)")
 	f.StringVar(&temporalTarget, "temporal-target", "", "with --with-temporal: an administrator's URL of the server that gets Temporal's PostgreSQL databases")
-	f.StringVar(&runtimeURL, "runtime-url", "", "serving check: the runtime role's URL (default: the target as orchestrator_app)")
-	f.StringVar(&treasuryURL, "treasury-url", "", "serving check: the treasury login's URL (default: the target as orchestrator_treasury_login)")
+	f.StringVar(&runtimeURL, "runtime-url", "", "serving check: the runtime role's URL (default: the target as DATABASE_URL's user and password, else orchestrator_app)")
+	f.StringVar(&treasuryURL, "treasury-url", "", "serving check: the treasury login's URL (default: the target as TREASURY_DATABASE_URL's user and password, else orchestrator_treasury_login)")
 	_ = cmd.MarkFlagRequired("target")
 	cmd.MarkFlagsMutuallyExclusive("identity", "passphrase-file")
 	return cmd

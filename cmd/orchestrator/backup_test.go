@@ -56,4 +56,38 @@ func TestRestoreCommand(t *testing.T) {
 	code, _, errOut = run(t, env, "restore", "--backup", "latest", "--at", "2001-01-01", "--target", target, "--identity", idFile)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "no complete backup at or before")
+
+	oneLine := func(errOut string) {
+		t.Helper()
+		require.Equal(t, 1, strings.Count(strings.TrimSpace(errOut), "\n")+1, errOut)
+	}
+	code, _, errOut = run(t, env, "restore", "--backup", "bk-never-made", "--target", target, "--identity", idFile)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "backup bk-never-made: no manifest")
+	oneLine(errOut)
+
+	// A passphrase-mode backup restores with --passphrase-file into a database --create makes;
+	// a wrong passphrase is one line and creates nothing.
+	_, err = backup.Run(ctx, st, backup.Options{ID: "cli-pass", DatabaseURL: src, Passphrase: "a long dev passphrase"})
+	require.NoError(t, err)
+	passFile := filepath.Join(t.TempDir(), "pass")
+	require.NoError(t, os.WriteFile(passFile, []byte("a long dev passphrase\n"), 0o600))
+	wrongFile := filepath.Join(t.TempDir(), "wrong")
+	require.NoError(t, os.WriteFile(wrongFile, []byte("not it\n"), 0o600))
+	created := "test_cli_restore_created"
+	_ = pg.Server.DropDatabase(ctx, created)
+	t.Cleanup(func() { _ = pg.Server.DropDatabase(context.Background(), created) })
+	createdURL := pg.Server.DatabaseURL(created)
+	code, _, errOut = run(t, env, "restore", "--backup", "cli-pass", "--target", createdURL, "--create", "--passphrase-file", wrongFile)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "this passphrase does not open the backup")
+	oneLine(errOut)
+	code, out, errOut = run(t, env, "restore", "--backup", "cli-pass", "--target", createdURL, "--create", "--passphrase-file", passFile)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "fingerprint matches")
+	require.Contains(t, out, "restored and serving")
+
+	code, _, errOut = run(t, env, "restore", "--target", createdURL, "--identity", idFile, "--passphrase-file", passFile)
+	require.Equal(t, 1, code)
+	oneLine(errOut)
 }
