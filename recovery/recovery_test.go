@@ -104,7 +104,21 @@ func TestRestoreOntoAFreshClusterServes(t *testing.T) {
 	defer cancel()
 	src := newSource(t)
 	pub, ids := x25519(t)
-	m := backupOf(t, src, "fresh-cluster-1", backup.Options{Recipients: []string{pub.Recipient().String()}})
+	// Temporal's PostgreSQL database (TEMPORAL_BACKUP_DATABASE_URLS) goes into the same backup.
+	temporalName, temporalURL := targetName(t)
+	pg := testharness.Postgres(t)
+	_, err := pg.Server.CreateDatabase(ctx, temporalName, "")
+	require.NoError(t, err)
+	tconn, err := pgx.Connect(ctx, temporalURL)
+	require.NoError(t, err)
+	_, err = tconn.Exec(ctx, `CREATE TABLE executions (workflow_id text PRIMARY KEY, state bytea);
+		INSERT INTO executions SELECT 'bailout-' || g, sha256(g::text::bytea) FROM generate_series(1, 25) g`)
+	require.NoError(t, err)
+	require.NoError(t, tconn.Close(ctx))
+	m := backupOf(t, src, "fresh-cluster-1", backup.Options{Recipients: []string{pub.Recipient().String()},
+		Temporal: []backup.TemporalSource{{DatabaseURL: temporalURL}}})
+	require.Len(t, m.Parts, 1)
+	require.Equal(t, backup.PartPostgres, m.Parts[0].Kind)
 
 	dir, err := os.MkdirTemp("", "recovery-cluster-")
 	require.NoError(t, err)
@@ -120,9 +134,12 @@ func TestRestoreOntoAFreshClusterServes(t *testing.T) {
 	require.ErrorIs(t, err, db.ErrNotServing)
 	require.False(t, databaseExists(t, c.URL("postgres"), "orchestrator"), "a failed restore drops the database it created")
 
-	res, err := recovery.Restore(ctx, recovery.Options{Store: src.st, Manifest: m, TargetURL: target, Create: true, Identities: ids, Jobs: 2})
+	res, err := recovery.Restore(ctx, recovery.Options{Store: src.st, Manifest: m, TargetURL: target, Create: true, Identities: ids, Jobs: 2,
+		WithTemporal: true, TemporalServerURL: c.URL("postgres")})
 	require.NoError(t, err)
 	require.True(t, res.Created)
+	require.Equal(t, []string{temporalName}, res.Temporal)
+	require.Equal(t, 25, count(t, c.URL(temporalName), "executions"))
 	require.True(t, res.Serving.OK, res.Serving.Failed())
 	require.Empty(t, res.Restore.Mismatches)
 	require.GreaterOrEqual(t, len(res.Serving.Checks), 10)
@@ -185,7 +202,7 @@ func TestEveryBackupModeRestores(t *testing.T) {
 			require.ErrorContains(t, err, "does not open the backup")
 			require.False(t, databaseExists(t, testharness.Postgres(t).URL, name), "a wrong secret creates nothing")
 
-			res, err := recovery.Restore(ctx, recovery.Options{Store: src.st, Manifest: m, TargetURL: target, Create: true, Identities: tc.ids})
+			res, err := recovery.Restore(ctx, recovery.Options{Store: src.st, Manifest: m, TargetURL: target, Create: true, Identities: tc.ids, RuntimeURL: target, TreasuryURL: target})
 			require.NoError(t, err)
 			require.True(t, res.Serving.OK, res.Serving.Failed())
 			require.Equal(t, len(m.Tables), len(res.Restore.Tables))
