@@ -24,8 +24,8 @@ import (
 
 // Roles a restored database is served by (made by the role bootstrap).
 const (
-	RuntimeRole       = "orchestrator_app"
-	TreasuryLoginRole = "orchestrator_treasury_login"
+	RuntimeRole       = db.AppRole
+	TreasuryLoginRole = db.TreasuryLoginRole
 )
 
 // Options configure one restore.
@@ -59,7 +59,12 @@ type Options struct {
 	TemporalServerURL string
 	// Progress, when set, reports each phase's bytes.
 	Progress func(phase string, done, total int64)
-	// Bootstrap makes the application's roles on the target's server; nil means Bootstrap.
+	// Passwords are further login roles' passwords (role → password) the bootstrap sets, on
+	// top of those of the serving check's URLs (the CLI adds MIGRATE_DATABASE_URL's and
+	// BACKUP_DATABASE_URL's).
+	Passwords map[string]string
+	// Bootstrap makes the application's roles on the target's server; nil means Bootstrap
+	// with Passwords and the passwords of the serving check's URLs.
 	Bootstrap func(ctx context.Context, adminURL string) error
 }
 
@@ -102,6 +107,14 @@ func Restore(ctx context.Context, o Options) (res *Result, err error) {
 			return nil, err
 		}
 	}
+	bootstrap := o.Bootstrap
+	if bootstrap == nil {
+		passwords, err := bootstrapPasswords(o)
+		if err != nil {
+			return nil, err
+		}
+		bootstrap = func(ctx context.Context, adminURL string) error { return Bootstrap(ctx, adminURL, passwords) }
+	}
 	target, err := inspectTarget(ctx, o.TargetURL)
 	if err != nil {
 		return nil, err
@@ -124,10 +137,6 @@ func Restore(ctx context.Context, o Options) (res *Result, err error) {
 				_ = target.drop(context.WithoutCancel(ctx))
 			}
 		}()
-	}
-	bootstrap := o.Bootstrap
-	if bootstrap == nil {
-		bootstrap = Bootstrap
 	}
 	if err := bootstrap(ctx, o.TargetURL); err != nil {
 		return nil, fmt.Errorf("restore: role bootstrap: %w", err)
@@ -185,6 +194,22 @@ func settle(ctx context.Context, targetURL string, st backup.Store) (db.CatalogD
 		return db.CatalogDrift{}, fmt.Errorf("restore: %w", err)
 	}
 	return ReconcileCatalog(ctx, pool, st)
+}
+
+// bootstrapPasswords are o.Passwords and the passwords of the serving check's URLs.
+func bootstrapPasswords(o Options) (map[string]string, error) {
+	runtimeURL, treasuryURL := ServingURLs(o)
+	passwords, err := RolePasswords(runtimeURL, treasuryURL)
+	if err != nil {
+		return nil, err
+	}
+	for role, pw := range o.Passwords {
+		if old, dup := passwords[role]; dup && old != pw {
+			return nil, fmt.Errorf("restore: role %s has two different passwords in the URLs given", role)
+		}
+		passwords[role] = pw
+	}
+	return passwords, nil
 }
 
 // ServingURLs are the URLs the serving check logs in with.

@@ -25,22 +25,23 @@ import (
 func TestMain(m *testing.M) { testharness.Main(m) }
 
 // source is a migrated database with rows in every kind of table, ephemeral ones included,
-// backed up into a fresh bucket.
+// backed up (as the read-only orchestrator_backup, like BACKUP_DATABASE_URL) into a fresh
+// bucket.
 type source struct {
-	url string
-	st  backup.Store
+	pg *testharness.PG
+	st backup.Store
 }
 
 func newSource(t *testing.T) source {
 	t.Helper()
 	ctx := context.Background()
-	pool, url := testharness.FreshDB(t)
-	_, err := pool.Exec(ctx, `
+	pg := testharness.FreshPG(t)
+	_, err := pg.Pool.Exec(ctx, `
 		INSERT INTO ws_sessions (id, user_id, instance_id) VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid());
 		INSERT INTO rate_limits (bucket, window_start, hits) VALUES ('comments:someone', now(), 3)`)
 	require.NoError(t, err)
 	s := testharness.NewS3(t)
-	return source{url: url, st: backup.Store{S3: s.Client, Bucket: s.Bucket}}
+	return source{pg: pg, st: backup.Store{S3: s.Client, Bucket: s.Bucket}}
 }
 
 func x25519(t *testing.T) (*age.X25519Identity, []age.Identity) {
@@ -52,7 +53,7 @@ func x25519(t *testing.T) (*age.X25519Identity, []age.Identity) {
 
 func backupOf(t *testing.T, src source, id string, o backup.Options) *backup.Manifest {
 	t.Helper()
-	o.ID, o.DatabaseURL = id, src.url
+	o.ID, o.DatabaseURL = id, src.pg.BackupURL
 	m, err := backup.Run(context.Background(), src.st, o)
 	require.NoError(t, err)
 	return m
@@ -130,11 +131,18 @@ func TestRestoreOntoAFreshClusterServes(t *testing.T) {
 
 	// The old restore: no bootstrap, no owners. The data arrives, the application cannot use it.
 	_, err = recovery.Restore(ctx, recovery.Options{Store: src.st, Manifest: m, TargetURL: target, Create: true, NoOwner: true,
-		Identities: ids, Bootstrap: func(context.Context, string) error { return nil }})
+		Identities: ids, RuntimeTemplate: "postgres://orchestrator_app:pw@db.new/orchestrator",
+		TreasuryTemplate: "postgres://orchestrator_treasury_login:pw@db.new/orchestrator",
+		Bootstrap:        func(context.Context, string) error { return nil }})
 	require.ErrorIs(t, err, db.ErrNotServing)
 	require.False(t, databaseExists(t, c.URL("postgres"), "orchestrator"), "a failed restore drops the database it created")
 
+	// DATABASE_URL and TREASURY_DATABASE_URL as production will have them on the new server:
+	// the bootstrap sets these passwords, and the serving check logs in with them.
+	runtimeTmpl := "postgres://orchestrator_app:app-pw-" + randomSuffix() + "@db.new/orchestrator"
+	treasuryTmpl := "postgres://orchestrator_treasury_login:treasury-pw-" + randomSuffix() + "@db.new/orchestrator"
 	res, err := recovery.Restore(ctx, recovery.Options{Store: src.st, Manifest: m, TargetURL: target, Create: true, Identities: ids, Jobs: 2,
+		RuntimeTemplate: runtimeTmpl, TreasuryTemplate: treasuryTmpl,
 		WithTemporal: true, TemporalServerURL: c.URL("postgres")})
 	require.NoError(t, err)
 	require.True(t, res.Created)
@@ -156,8 +164,8 @@ func TestRestoreOntoAFreshClusterServes(t *testing.T) {
 	defer conn.Close(context.Background())
 	require.NoError(t, conn.QueryRow(ctx, `SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'treasury'`).Scan(&schemaOwner))
 	require.NoError(t, conn.QueryRow(ctx, `SELECT tableowner FROM pg_tables WHERE tablename = 'users'`).Scan(&tableOwner))
-	require.NotEqual(t, "postgres", schemaOwner)
-	require.NotEqual(t, "postgres", tableOwner)
+	require.Equal(t, "orchestrator_owner", schemaOwner)
+	require.Equal(t, "orchestrator_owner", tableOwner)
 	// Ephemeral rows stay out; the restored catalog knows the backup it came from.
 	require.Zero(t, count(t, target, "ws_sessions"))
 	require.Zero(t, count(t, target, "rate_limits"))
@@ -202,7 +210,8 @@ func TestEveryBackupModeRestores(t *testing.T) {
 			require.ErrorContains(t, err, "does not open the backup")
 			require.False(t, databaseExists(t, testharness.Postgres(t).URL, name), "a wrong secret creates nothing")
 
-			res, err := recovery.Restore(ctx, recovery.Options{Store: src.st, Manifest: m, TargetURL: target, Create: true, Identities: tc.ids, RuntimeURL: target, TreasuryURL: target})
+			res, err := recovery.Restore(ctx, recovery.Options{Store: src.st, Manifest: m, TargetURL: target, Create: true, Identities: tc.ids,
+				RuntimeTemplate: src.pg.URL, TreasuryTemplate: src.pg.TreasuryURL})
 			require.NoError(t, err)
 			require.True(t, res.Serving.OK, res.Serving.Failed())
 			require.Equal(t, len(m.Tables), len(res.Restore.Tables))
@@ -218,8 +227,9 @@ func TestBadInputLeavesTheTargetUntouched(t *testing.T) {
 	m := backupOf(t, src, "bad-input-1", backup.Options{Recipients: []string{pub.Recipient().String()}})
 
 	// A target that is not empty, without Clean.
-	busy, busyURL := testharness.FreshDB(t)
-	_, err := busy.Exec(ctx, `INSERT INTO rate_limits (bucket, window_start, hits) VALUES ('keep-me', now(), 1)`)
+	busy := testharness.FreshPG(t)
+	busyURL := busy.AdminURL
+	_, err := busy.Pool.Exec(ctx, `INSERT INTO rate_limits (bucket, window_start, hits) VALUES ('keep-me', now(), 1)`)
 	require.NoError(t, err)
 	before, err := backup.Fingerprint(ctx, busyURL)
 	require.NoError(t, err)

@@ -158,6 +158,10 @@ func (a *app) restoreCmd() *cobra.Command {
 			if jobs < 1 {
 				return errors.New("--jobs must be at least 1")
 			}
+			passwords, err := a.rolePasswords()
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			s3c, err := a.s3Client(ctx)
 			if err != nil {
@@ -174,7 +178,7 @@ func (a *app) restoreCmd() *cobra.Command {
 			res, err := recovery.Restore(ctx, recovery.Options{
 				Store: st, Manifest: m, TargetURL: target, Create: create, Clean: clean, NoOwner: noOwner,
 				Identities: ids, Jobs: jobs, PGBinDir: a.cfg.Backup.PGBinDir,
-				RuntimeURL: runtimeURL, TreasuryURL: treasuryURL,
+				RuntimeURL: runtimeURL, TreasuryURL: treasuryURL, Passwords: passwords,
 				RuntimeTemplate: a.cfg.DatabaseURL, TreasuryTemplate: a.cfg.Treasury.DatabaseURL,
 				WithTemporal: withTemporal, TemporalFile: temporalFile, TemporalServerURL: temporalTarget,
 				Progress: bar.update,
