@@ -32,9 +32,13 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := testharness.Temporal(t)
-	pool, url := testharness.FreshDB(t)
+	pg := testharness.FreshPG(t)
+	pool := pg.Pool
 	const marker = "E2E-PLAINTEXT-CANARY"
-	_, err := pool.Exec(ctx, `
+	owner, err := db.Open(ctx, pg.OwnerURL) // tables are the owner's, as migrations make them
+	require.NoError(t, err)
+	defer owner.Close()
+	_, err = owner.Exec(ctx, `
 		CREATE TABLE e2e_items (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), label text, n numeric, at timestamptz DEFAULT now(), doc jsonb);
 		INSERT INTO e2e_items (label, n, doc) SELECT '`+marker+`-' || g, g * 3.5, jsonb_build_object('g', g) FROM generate_series(1, 300) g;
 		CREATE TABLE e2e_flags (k int PRIMARY KEY, on_off boolean, raw bytea);
@@ -49,9 +53,9 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	// Every domain's defaults (ApplySchedules applies all schedules), then this test's parts.
 	cfg, err := config.LoadFrom(func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
-	cfg.DatabaseURL, cfg.S3 = url, s.Config
+	cfg.DatabaseURL, cfg.Treasury.DatabaseURL, cfg.Backup.DatabaseURL, cfg.S3 = pg.URL, pg.TreasuryURL, pg.BackupURL, s.Config
 	cfg.Backup.Recipients, cfg.Backup.IdentityFile = []string{id.Recipient().String()}, idFile
-	cfg.Backup.DrillDatabaseURL = testharness.Postgres(t).URL
+	cfg.Backup.DrillDatabaseURL = pg.AdminURL    // drills create scratch databases: an administrator
 	cfg.Backup.DrillAllowProductionServer = true // the tests have one server
 	require.NoError(t, EnsureSearchAttributes(ctx, c, "default"))
 	require.NoError(t, ApplySchedules(ctx, c, cfg))
@@ -125,7 +129,8 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.True(t, bytes.HasPrefix(chartBody, []byte("\x89PNG")), "the RTO chart is a PNG")
 
 	var n int
-	require.NoError(t, testharness.Pool(t).QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname LIKE 'drill_%'`).Scan(&n))
+	require.NoError(t, testharness.Pool(t).QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = ANY($1)`,
+		[]string{activities.ScratchName(drills[0].ID), activities.ScratchName(rep.DrillID)}).Scan(&n))
 	require.Zero(t, n, "the scratch database is dropped")
 }
 

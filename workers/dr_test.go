@@ -11,7 +11,6 @@ import (
 
 	"filippo.io/age"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stellar/go-stellar-sdk/keypair"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -48,7 +47,8 @@ func TestDisasterRecoveryKeepsAPendingBailout(t *testing.T) {
 	oldClient, err := client.DialContext(ctx, client.Options{HostPort: oldServer.FrontendAddr()})
 	require.NoError(t, err)
 	require.NoError(t, EnsureSearchAttributes(ctx, oldClient, "default"))
-	pool, srcURL := testharness.FreshDB(t)
+	pg := testharness.FreshPG(t)
+	pool := pg.Pool
 	s := testharness.NewS3(t)
 	st := backup.Store{S3: s.Client, Bucket: s.Bucket}
 	id, err := age.GenerateX25519Identity()
@@ -67,18 +67,18 @@ func TestDisasterRecoveryKeepsAPendingBailout(t *testing.T) {
 	defer horizon.Close()
 	cfg, err := config.LoadFrom(func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
-	cfg.DatabaseURL, cfg.S3 = srcURL, s.Config
+	cfg.DatabaseURL, cfg.Treasury.DatabaseURL, cfg.Backup.DatabaseURL, cfg.S3 = pg.URL, pg.TreasuryURL, pg.BackupURL, s.Config
 	cfg.Treasury.HorizonURL, cfg.Treasury.Account, cfg.Treasury.CouncilKeys = horizon.URL, treasuryAcct, keys
 	cfg.Treasury.NetworkPassphrase = config.TestnetPassphrase
 	cfg.Backup.Recipients = []string{id.Recipient().String()}
 	cfg.Backup.TemporalSQLiteFile = oldState
-	_, err = db.NewTreasury(treasuryPool(t, pool)).RecordYield(ctx, db.YieldInput{ID: uuid.New(), Asset: "XLM", GrossStroops: 100_000_000_000, OccurredAt: time.Now()})
+	_, err = db.NewTreasury(pg.TreasuryPool).RecordYield(ctx, db.YieldInput{ID: uuid.New(), Asset: "XLM", GrossStroops: 100_000_000_000, OccurredAt: time.Now()})
 	require.NoError(t, err)
 
 	oldCtx, stopOld := context.WithCancel(ctx)
 	oldDone := make(chan error, 1)
 	go func() {
-		oldDone <- Run(oldCtx, Deps{Client: oldClient, Pool: pool, S3: s.Client, Config: cfg, Logger: testharness.Logger(t)},
+		oldDone <- Run(oldCtx, Deps{Client: oldClient, Pool: pool, TreasuryPool: pg.TreasuryPool, S3: s.Client, Config: cfg, Logger: testharness.Logger(t)},
 			[]string{workflows.TreasuryQueue, workflows.BackupTaskQueue})
 	}()
 
@@ -116,13 +116,14 @@ func TestDisasterRecoveryKeepsAPendingBailout(t *testing.T) {
 	require.NoError(t, os.Remove(oldState))
 
 	// docs/DR.md step 4: restore the application and Temporal's state.
-	pg := testharness.Postgres(t)
 	name := "test_dr_" + hex.EncodeToString([]byte(bid.String()[:6]))
 	t.Cleanup(func() { _ = pg.Server.DropDatabase(context.Background(), name) })
 	target := pg.Server.DatabaseURL(name)
 	newState := filepath.Join(newDir, "temporal.db")
-	res, err := recovery.Restore(ctx, recovery.Options{Store: st, Manifest: m, TargetURL: target, Create: true,
-		Identities: []age.Identity{id}, WithTemporal: true, TemporalFile: newState})
+	ropts := recovery.Options{Store: st, Manifest: m, TargetURL: target, Create: true,
+		Identities: []age.Identity{id}, WithTemporal: true, TemporalFile: newState,
+		RuntimeTemplate: cfg.DatabaseURL, TreasuryTemplate: cfg.Treasury.DatabaseURL}
+	res, err := recovery.Restore(ctx, ropts)
 	require.NoError(t, err)
 	require.True(t, res.Serving.OK, res.Serving.Failed())
 	require.Equal(t, []string{"temporal-sqlite"}, res.Temporal)
@@ -134,14 +135,18 @@ func TestDisasterRecoveryKeepsAPendingBailout(t *testing.T) {
 	newClient, err := client.DialContext(ctx, client.Options{HostPort: newServer.FrontendAddr()})
 	require.NoError(t, err)
 	defer newClient.Close()
-	restoredPool, err := db.Open(ctx, target)
+	// The new worker connects as the roles the restore bootstrapped (as production would).
+	cfg.DatabaseURL, cfg.Treasury.DatabaseURL = recovery.ServingURLs(ropts)
+	restoredPool, err := db.Open(ctx, cfg.DatabaseURL)
 	require.NoError(t, err)
 	defer restoredPool.Close()
-	cfg.DatabaseURL = target
+	restoredTreasury, err := db.Open(ctx, cfg.Treasury.DatabaseURL)
+	require.NoError(t, err)
+	defer restoredTreasury.Close()
 	newCtx, stopNew := context.WithCancel(ctx)
 	newDone := make(chan error, 1)
 	go func() {
-		newDone <- Run(newCtx, Deps{Client: newClient, Pool: restoredPool, S3: s.Client, Config: cfg, Logger: testharness.Logger(t)},
+		newDone <- Run(newCtx, Deps{Client: newClient, Pool: restoredPool, TreasuryPool: restoredTreasury, S3: s.Client, Config: cfg, Logger: testharness.Logger(t)},
 			[]string{workflows.TreasuryQueue})
 	}()
 	defer func() { stopNew(); <-newDone }()
@@ -156,16 +161,10 @@ func TestDisasterRecoveryKeepsAPendingBailout(t *testing.T) {
 	var final workflows.BailoutStatus
 	require.NoError(t, newClient.GetWorkflow(ctx, wid, "").Get(ctx, &final))
 	require.Equal(t, workflows.StateExecuted, final.State, final.Error)
-	bo, err := db.NewTreasury(treasuryPool(t, restoredPool)).GetBailout(ctx, bid)
+	bo, err := db.NewTreasury(restoredTreasury).GetBailout(ctx, bid)
 	require.NoError(t, err)
 	require.Equal(t, db.BailoutExecuted, bo.State)
 	require.Equal(t, 1, hz.Submitted())
-}
-
-// treasuryPool is the pool the treasury code writes through in these tests.
-func treasuryPool(t *testing.T, pool *pgxpool.Pool) *pgxpool.Pool {
-	t.Helper()
-	return pool
 }
 
 func bailoutStatus(t *testing.T, ctx context.Context, c client.Client, wid string, ok func(workflows.BailoutStatus) bool) workflows.BailoutStatus {

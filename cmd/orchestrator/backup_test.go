@@ -11,14 +11,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/creatorvault/orchestrator/backup"
+	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/internal/testharness"
 )
 
 // The restore command, from S3 alone, into a new database; then the refusals.
 func TestRestoreCommand(t *testing.T) {
 	ctx := context.Background()
-	pool, src := testharness.FreshDB(t)
-	_, err := pool.Exec(ctx, `CREATE TABLE cli_notes (id serial PRIMARY KEY, body text, at timestamptz DEFAULT now());
+	fresh := testharness.FreshPG(t)
+	src := fresh.BackupURL // pg_dump as the read-only orchestrator_backup (BACKUP_DATABASE_URL)
+	owner, err := db.Open(ctx, fresh.OwnerURL)
+	require.NoError(t, err)
+	defer owner.Close()
+	_, err = owner.Exec(ctx, `CREATE TABLE cli_notes (id serial PRIMARY KEY, body text, at timestamptz DEFAULT now());
 		INSERT INTO cli_notes (body) SELECT 'note ' || g FROM generate_series(1, 120) g`)
 	require.NoError(t, err)
 	s := testharness.NewS3(t)
@@ -37,11 +42,15 @@ func TestRestoreCommand(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pg.Server.DropDatabase(context.Background(), name) })
 
-	env := []string{"S3_ENDPOINT=" + s.Config.Endpoint, "S3_BUCKET=" + s.Bucket}
+	// The serving check logs in as DATABASE_URL's and TREASURY_DATABASE_URL's users, with the
+	// passwords the restore's bootstrap sets from them.
+	env := []string{"S3_ENDPOINT=" + s.Config.Endpoint, "S3_BUCKET=" + s.Bucket,
+		"DATABASE_URL=" + fresh.URL, "TREASURY_DATABASE_URL=" + fresh.TreasuryURL}
 	code, out, errOut := run(t, env, "restore", "--backup", "latest", "--target", target, "--identity", idFile)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "restoring backup "+m.ID)
 	require.Contains(t, out, "fingerprint matches")
+	require.Contains(t, out, "restored and serving")
 
 	// Not empty any more: refused with one line.
 	code, _, errOut = run(t, env, "restore", "--backup", m.ID, "--target", target, "--identity", idFile)
