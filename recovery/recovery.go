@@ -224,15 +224,16 @@ func ServingURLs(o Options) (runtimeURL, treasuryURL string) {
 	return runtimeURL, treasuryURL
 }
 
-// asRole is target's server and database with the user (and password) of template, or role
-// without a password when template names no user.
+// asRole is target's server and database as role, with the password template has for it
+// (template is DATABASE_URL or TREASURY_DATABASE_URL; one of another user, e.g. an install
+// from before the role bootstrap, lends no password).
 func asRole(target, template, role string) string {
 	u, err := url.Parse(target)
 	if err != nil {
 		return target
 	}
 	u.User = url.User(role)
-	if t, err := url.Parse(template); err == nil && template != "" && t.User != nil && t.User.Username() != "" {
+	if t, err := url.Parse(template); err == nil && template != "" && t.User != nil && t.User.Username() == role {
 		u.User = t.User
 	}
 	return u.String()

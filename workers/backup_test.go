@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/creatorvault/orchestrator/activities"
+	"github.com/creatorvault/orchestrator/backup"
 	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/internal/config"
 	"github.com/creatorvault/orchestrator/internal/testharness"
@@ -55,7 +56,13 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	cfg.DatabaseURL, cfg.Treasury.DatabaseURL, cfg.Backup.DatabaseURL, cfg.S3 = pg.URL, pg.TreasuryURL, pg.BackupURL, s.Config
 	cfg.Backup.Recipients, cfg.Backup.IdentityFile = []string{id.Recipient().String()}, idFile
-	cfg.Backup.DrillDatabaseURL = pg.AdminURL    // drills create scratch databases: an administrator
+	cfg.Backup.DrillDatabaseURL = pg.AdminURL // drills create scratch databases: an administrator
+	// A stand-in for Temporal's PostgreSQL database (TEMPORAL_BACKUP_DATABASE_URLS).
+	temporalDB := "test_wk_temporal_" + time.Now().Format("150405.000000")[7:]
+	temporalURL, err := pg.Server.CreateDatabase(ctx, temporalDB, "")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pg.Server.DropDatabase(context.Background(), temporalDB) })
+	cfg.Backup.TemporalDatabaseURLs = []string{temporalURL}
 	cfg.Backup.DrillAllowProductionServer = true // the tests have one server
 	require.NoError(t, EnsureSearchAttributes(ctx, c, "default"))
 	require.NoError(t, ApplySchedules(ctx, c, cfg))
@@ -77,6 +84,10 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	row, err := db.GetBackup(ctx, pool, bres.BackupID)
 	require.NoError(t, err)
 	require.Equal(t, "complete", row.Status)
+	m, err := backup.ReadManifest(ctx, backup.Store{S3: s.Client, Bucket: s.Bucket}, bres.BackupID)
+	require.NoError(t, err)
+	require.Len(t, m.Parts, 1, "Temporal's database is a part of the nightly backup")
+	require.Equal(t, temporalDB, m.Parts[0].Name)
 	require.Equal(t, bres.SHA256, row.SHA256)
 	obj, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(row.ObjectKey)})
 	require.NoError(t, err)
@@ -122,6 +133,7 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(mdBody), "Outcome: **rto_exceeded**")
 	require.Contains(t, string(mdBody), "## Recommendations")
+	require.Contains(t, string(mdBody), "Serving check as the runtime role and the treasury login: passed")
 	chart, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(activities.DrillChartKey)})
 	require.NoError(t, err)
 	chartBody, err := io.ReadAll(chart.Body)

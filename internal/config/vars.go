@@ -48,7 +48,7 @@ var Variables = []Variable{
 	{"PG_BIN_DIR", "(/usr/lib/postgresql/<server major>/bin, then PATH)", "where pg_dump and pg_restore are"},
 	{"DRILL_SCHEDULE", "0 3 1 1,4,7,10 *", "quarterly fire drill, cron in UTC"},
 	{"DRILL_RTO_TARGET", "30m", "recovery time objective of a drill"},
-	{"DRILL_DATABASE_URL", "(DATABASE_URL)", "a database on the server where drills create scratch databases"},
+	{"DRILL_DATABASE_URL", "(DATABASE_URL: refused outside dev)", "an administrator's URL on the drill server, where drills create scratch databases"},
 	{"DRILL_RESTORE_JOBS", "(the drill worker's cores)", "pg_restore --jobs of a drill"},
 	{"DRILL_ALLOW_PRODUCTION_SERVER", "false (dev: true)", "let drills restore onto DATABASE_URL's server"},
 	{"TEMPORAL_BACKUP_DATABASE_URLS", "(none)", "Temporal's PostgreSQL databases the nightly backup also dumps, comma separated"},
