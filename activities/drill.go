@@ -67,7 +67,8 @@ func (a *Drill) ResolveBackup(ctx context.Context, backupID string) (string, err
 	}
 	m, err := backup.Resolve(ctx, a.Store, backupID, time.Time{})
 	if err != nil {
-		if errors.Is(err, backup.ErrNoManifest) || errors.Is(err, backup.ErrNewerFormat) || strings.HasPrefix(err.Error(), "no complete backup") {
+		if errors.Is(err, backup.ErrNoManifest) || errors.Is(err, backup.ErrNewerFormat) || errors.Is(err, backup.ErrUnreadable) ||
+			strings.HasPrefix(err.Error(), "no complete backup") {
 			return "", nonRetryable("backup_not_found", err)
 		}
 		return "", err

@@ -80,6 +80,9 @@ type Table struct {
 // 2 added Kind and Parts (Temporal's state); a manifest without a version is version 1.
 const ManifestVersion = 2
 
+// errBadManifest means a manifest is not valid JSON.
+var errBadManifest = errors.New("manifest is not valid JSON")
+
 // ErrNewerFormat means a manifest was written by a newer orchestrator than this one.
 var ErrNewerFormat = errors.New("manifest format is newer than this orchestrator reads")
 
@@ -413,7 +416,7 @@ func ReadManifest(ctx context.Context, st Store, id string) (*Manifest, error) {
 	defer out.Body.Close()
 	var m Manifest
 	if err := json.NewDecoder(io.LimitReader(out.Body, 16<<20)).Decode(&m); err != nil {
-		return nil, fmt.Errorf("backup %s: manifest is not valid JSON: %w", id, err)
+		return nil, fmt.Errorf("backup %s: %w: %w", id, errBadManifest, err)
 	}
 	if m.Version > ManifestVersion {
 		return nil, fmt.Errorf("backup %s: %w (version %d; this one reads up to %d): upgrade orchestrator to restore it", id, ErrNewerFormat, m.Version, ManifestVersion)
@@ -536,12 +539,16 @@ func Resolve(ctx context.Context, st Store, ref string, at time.Time) (*Manifest
 		}
 		return m, nil
 	}
-	all, err := List(ctx, st)
+	l, err := Scan(ctx, st)
 	if err != nil {
 		return nil, err
 	}
+	if err := l.Err(); err != nil {
+		// Which is the newest is unknown while a manifest cannot be read.
+		return nil, fmt.Errorf("%w; name a backup with --backup <id>", err)
+	}
 	var best *Manifest
-	for _, m := range all {
+	for _, m := range l.Manifests {
 		if !at.IsZero() && m.StartedAt.After(at) {
 			continue
 		}
@@ -558,15 +565,40 @@ func Resolve(ctx context.Context, st Store, ref string, at time.Time) (*Manifest
 	return best, nil
 }
 
-// List reads every complete backup's manifest from the store, newest first. The store, not
-// the catalog, is the truth: this works on a new server and after the catalog is lost.
-func List(ctx context.Context, st Store) ([]*Manifest, error) {
-	var out []*Manifest
+// Listing is what the store holds: the manifests this binary reads, newest first, and the
+// ids of those it cannot read (written by a newer orchestrator, or not valid JSON) with why.
+type Listing struct {
+	Manifests  []*Manifest
+	Unreadable map[string]error
+}
+
+// Err names the unreadable manifests, or is nil.
+func (l Listing) Err() error {
+	if len(l.Unreadable) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(l.Unreadable))
+	for id := range l.Unreadable {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return fmt.Errorf("%w: %d in the store: %w", ErrUnreadable, len(ids), l.Unreadable[ids[0]])
+}
+
+// ErrUnreadable means the store holds manifests this binary cannot read.
+var ErrUnreadable = errors.New("manifests cannot be read")
+
+// Scan reads every manifest in the store. The store, not the catalog, is the truth: this
+// works on a new server and after the catalog is lost. A manifest that vanishes between the
+// listing and the read (retention) is skipped; one that cannot be read is reported in
+// Unreadable rather than hiding every other backup.
+func Scan(ctx context.Context, st Store) (Listing, error) {
+	l := Listing{Unreadable: map[string]error{}}
 	p := s3.NewListObjectsV2Paginator(st.S3, &s3.ListObjectsV2Input{Bucket: aws.String(st.Bucket), Prefix: aws.String(st.prefix())})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("backup: list s3://%s/%s: %w", st.Bucket, st.prefix(), err)
+			return Listing{}, fmt.Errorf("backup: list s3://%s/%s: %w", st.Bucket, st.prefix(), err)
 		}
 		for _, o := range page.Contents {
 			key := aws.ToString(o.Key)
@@ -575,17 +607,33 @@ func List(ctx context.Context, st Store) ([]*Manifest, error) {
 			}
 			id := strings.TrimSuffix(strings.TrimPrefix(key, st.prefix()), ".manifest.json")
 			m, err := ReadManifest(ctx, st, id)
-			if err != nil {
-				return nil, err
+			switch {
+			case errors.Is(err, ErrNoManifest):
+				continue
+			case errors.Is(err, ErrNewerFormat) || errors.Is(err, errBadManifest):
+				l.Unreadable[id] = err
+				continue
+			case err != nil:
+				return Listing{}, err
 			}
-			out = append(out, m)
+			l.Manifests = append(l.Manifests, m)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].StartedAt.Equal(out[j].StartedAt) {
-			return out[i].StartedAt.After(out[j].StartedAt)
+	sort.Slice(l.Manifests, func(i, j int) bool {
+		a, b := l.Manifests[i], l.Manifests[j]
+		if !a.StartedAt.Equal(b.StartedAt) {
+			return a.StartedAt.After(b.StartedAt)
 		}
-		return out[i].ID > out[j].ID
+		return a.ID > b.ID
 	})
-	return out, nil
+	return l, nil
+}
+
+// List is Scan's readable manifests, newest first; it fails when any manifest cannot be read.
+func List(ctx context.Context, st Store) ([]*Manifest, error) {
+	l, err := Scan(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	return l.Manifests, l.Err()
 }

@@ -186,27 +186,38 @@ type CatalogDrift struct {
 	Added []string `json:"added"`
 	// Missing are backups the catalog listed as complete whose manifest is gone.
 	Missing []string `json:"missing"`
+	// Unreadable are manifests in the store this binary cannot read (a newer format, or
+	// damaged): left as the catalog has them.
+	Unreadable []string `json:"unreadable,omitempty"`
 }
 
 // Empty reports whether catalog and store agreed.
-func (d CatalogDrift) Empty() bool { return len(d.Added) == 0 && len(d.Missing) == 0 }
+func (d CatalogDrift) Empty() bool {
+	return len(d.Added) == 0 && len(d.Missing) == 0 && len(d.Unreadable) == 0
+}
 
 // String is a one-line summary of the drift.
 func (d CatalogDrift) String() string {
 	if d.Empty() {
 		return "catalog matches the object store"
 	}
-	return fmt.Sprintf("catalog drift: %d complete in the store but not in the catalog %v, %d in the catalog but gone from the store %v",
+	s := fmt.Sprintf("catalog drift: %d complete in the store but not in the catalog %v, %d in the catalog but gone from the store %v",
 		len(d.Added), d.Added, len(d.Missing), d.Missing)
+	if len(d.Unreadable) > 0 {
+		s += fmt.Sprintf("; %d manifest(s) this orchestrator cannot read %v (newer format or damaged)", len(d.Unreadable), d.Unreadable)
+	}
+	return s
 }
 
 // ReconcileBackups makes the catalog agree with the object store, the truth: every stored
 // backup becomes a complete row (inserted, or updated from running or failed), and a
-// complete row without a stored backup becomes missing. It returns the drift it repaired.
-func ReconcileBackups(ctx context.Context, pool *pgxpool.Pool, stored []StoredBackup) (CatalogDrift, error) {
-	drift := CatalogDrift{Added: []string{}, Missing: []string{}}
+// complete row without a stored backup becomes missing. unreadable are ids whose manifests
+// are in the store but cannot be read: their rows are left alone. It returns the drift it
+// repaired.
+func ReconcileBackups(ctx context.Context, pool *pgxpool.Pool, stored []StoredBackup, unreadable []string) (CatalogDrift, error) {
+	drift := CatalogDrift{Added: []string{}, Missing: []string{}, Unreadable: unreadable}
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		ids := make([]string, 0, len(stored))
+		ids := append(make([]string, 0, len(stored)+len(unreadable)), unreadable...)
 		for _, s := range stored {
 			ids = append(ids, s.ID)
 			kind := s.Kind

@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"context"
+	"sort"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -13,11 +14,16 @@ import (
 // catalog agree with it, returning the drift it found. Drills, `backup list` and retention
 // call it before they pick backups, so a lost or stale catalog never decides.
 func ReconcileCatalog(ctx context.Context, pool *pgxpool.Pool, st backup.Store) (db.CatalogDrift, error) {
-	ms, err := backup.List(ctx, st)
+	l, err := backup.Scan(ctx, st)
 	if err != nil {
 		return db.CatalogDrift{}, err
 	}
-	return db.ReconcileBackups(ctx, pool, Stored(ms))
+	unreadable := make([]string, 0, len(l.Unreadable))
+	for id := range l.Unreadable {
+		unreadable = append(unreadable, id)
+	}
+	sort.Strings(unreadable)
+	return db.ReconcileBackups(ctx, pool, Stored(l.Manifests), unreadable)
 }
 
 // Stored converts manifests into what the catalog records of them.

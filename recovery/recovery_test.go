@@ -261,6 +261,19 @@ func TestBadInputLeavesTheTargetUntouched(t *testing.T) {
 	_, err = backup.Resolve(ctx, src.st, newer.ID, time.Time{})
 	require.ErrorIs(t, err, backup.ErrNewerFormat)
 	require.ErrorContains(t, err, "upgrade orchestrator")
+	// It hides no other backup from the catalog (and is not marked missing), but which backup
+	// is the latest is unknown while it cannot be read: name one.
+	drift, err := recovery.ReconcileCatalog(ctx, src.pg.Pool, src.st)
+	require.NoError(t, err)
+	require.Equal(t, []string{m.ID}, drift.Added)
+	require.Equal(t, []string{newer.ID}, drift.Unreadable)
+	require.Contains(t, drift.String(), "cannot read [from-the-future]")
+	_, err = backup.Resolve(ctx, src.st, "latest", time.Time{})
+	require.ErrorIs(t, err, backup.ErrNewerFormat)
+	require.ErrorContains(t, err, "name a backup with --backup <id>")
+	got, err := backup.Resolve(ctx, src.st, m.ID, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, m.ID, got.ID)
 
 	// A wrong identity, with Create: nothing is created.
 	_, wrong := x25519(t)
