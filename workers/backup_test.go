@@ -57,6 +57,7 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	cfg.DatabaseURL, cfg.Treasury.DatabaseURL, cfg.Backup.DatabaseURL, cfg.S3 = pg.URL, pg.TreasuryURL, pg.BackupURL, s.Config
 	cfg.Backup.Recipients, cfg.Backup.IdentityFile = []string{id.Recipient().String()}, idFile
 	cfg.Backup.DrillDatabaseURL = pg.AdminURL // drills create scratch databases: an administrator
+	cfg.Backup.DrillRestoreJobs = 2
 	// A stand-in for Temporal's PostgreSQL database (TEMPORAL_BACKUP_DATABASE_URLS).
 	temporalDB := "test_wk_temporal_" + time.Now().Format("150405.000000")[7:]
 	temporalURL, err := pg.Server.CreateDatabase(ctx, temporalDB, "")
@@ -106,7 +107,7 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.Less(t, rep.RTOSeconds, 120)
 	require.NotNil(t, rep.Serving, "the drill ends with a serving check")
 	require.True(t, rep.Serving.OK, rep.Serving.Failed())
-	require.Positive(t, rep.RestoreJobs)
+	require.Equal(t, 2, rep.RestoreJobs, "DRILL_RESTORE_JOBS")
 
 	drills, err := db.ListDrills(ctx, pool, 10)
 	require.NoError(t, err)

@@ -196,7 +196,7 @@ func (a *app) restoreCmd() *cobra.Command {
 	f.StringVar(&passphraseFile, "passphrase-file", "", "the passphrase of a passphrase-mode backup (BACKUP_PASSPHRASE_FILE's file)")
 	f.BoolVar(&create, "create", false, "create the target database when it does not exist")
 	f.BoolVar(&clean, "clean", false, "restore into a non-empty database, dropping the backup's objects first")
-	f.BoolVar(&noOwner, "no-owner", false, "restore everything as --target's user, without the source's owners and grants (backups from before the role bootstrap)")
+	f.BoolVar(&noOwner, "no-owner", false, "restore everything as --target's user, without the source's owners and grants (docs/DR.md)")
 	f.IntVar(&jobs, "jobs", 1, "pg_restore --jobs")
 	f.BoolVar(&withTemporal, "with-temporal", false, "also restore Temporal's state from the backup")
 	f.StringVar(&temporalFile, "temporal-file", "", "with --with-temporal: where the dev server's SQLite state goes (must not exist)")
