@@ -35,6 +35,9 @@ type RestoreOptions struct {
 	// had (pg_restore --no-owner --no-privileges); only for backups of databases whose
 	// roles the target will never have.
 	NoOwner bool
+	// NoPrivileges skips the dump's GRANTs and default privileges (pg_restore
+	// --no-privileges), for a restoring role that could not replay them.
+	NoPrivileges bool
 	// Jobs > 1 decrypts to a second local file and runs pg_restore --jobs; otherwise the
 	// decrypted dump streams into pg_restore's stdin.
 	Jobs int
@@ -153,6 +156,9 @@ func Restore(ctx context.Context, st Store, o RestoreOptions) (*RestoreResult, e
 	}
 	if o.Clean {
 		args = append(args, "--clean", "--if-exists")
+	}
+	if o.NoPrivileges {
+		args = append(args, "--no-privileges")
 	}
 	var stdin io.Reader = dump
 	if o.Jobs > 1 {
