@@ -76,8 +76,9 @@ func interpolate(file string, vars map[string]string) (out string, defaulted, mi
 // against a fresh cluster, `db bootstrap` as the db-bootstrap service, `migrate up` as the
 // migrate service, then the worker, drill-worker and api processes (the built binary) against
 // the embedded Temporal server and the in-process S3 store. The API is ready, a yield is
-// recorded, a backup is taken (pg_dump as orchestrator_backup) and restored by a fire drill
-// (as orchestrator_drill), and a bailout is requested
+// recorded, a backup is taken (pg_dump as orchestrator_backup, Temporal's databases with it) and
+// restored by a fire drill on the separate drill server (postgres-drill), whose serving check
+// passes, and a bailout is requested
 // (reserved by the worker as the treasury login). No secret falls back to a default.
 func TestComposeStackReplay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
