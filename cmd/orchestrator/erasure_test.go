@@ -65,10 +65,12 @@ func TestRestoreReappliesErasures(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pg.Server.DropDatabase(context.Background(), name) })
 
-	env := []string{"S3_ENDPOINT=" + s.Config.Endpoint, "S3_BUCKET=" + s.Bucket}
+	env := []string{"S3_ENDPOINT=" + s.Config.Endpoint, "S3_BUCKET=" + s.Bucket,
+		"DATABASE_URL=" + fresh.URL, "TREASURY_DATABASE_URL=" + fresh.TreasuryURL}
 	code, out, errOut := run(t, env, "restore", "--backup", m.ID, "--target", target, "--identity", idFile)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "re-applied 1 erasure(s)", "the early erasure is complete in the backup; the later one is applied again")
+	require.Contains(t, out, "restored and serving")
 
 	restored, err := pgxpool.New(ctx, target)
 	require.NoError(t, err)
