@@ -63,6 +63,9 @@ func TestDisasterRecoveryKeepsAPendingBailout(t *testing.T) {
 	treasuryAcct := keypair.MustRandom().Address()
 	hz := localhorizon.New(config.TestnetPassphrase)
 	hz.AddAccount(treasuryAcct, 4_000_000, keys)
+	hz.Fund(treasuryAcct, localhorizon.Native, 1_000*contracts.StroopsPerUnit)
+	seeds := filepath.Join(t.TempDir(), "channels.secret")
+	require.NoError(t, os.WriteFile(seeds, localhorizon.SeedsFile(hz.NewChannels(1)), 0o600))
 	horizon := httptest.NewServer(hz)
 	defer horizon.Close()
 	cfg, err := config.LoadFrom(func(string) (string, bool) { return "", false })
@@ -70,6 +73,7 @@ func TestDisasterRecoveryKeepsAPendingBailout(t *testing.T) {
 	cfg.DatabaseURL, cfg.Treasury.DatabaseURL, cfg.Backup.DatabaseURL, cfg.S3 = pg.URL, pg.TreasuryURL, pg.BackupURL, s.Config
 	cfg.Treasury.HorizonURL, cfg.Treasury.Account, cfg.Treasury.CouncilKeys = horizon.URL, treasuryAcct, keys
 	cfg.Treasury.NetworkPassphrase = config.TestnetPassphrase
+	cfg.Treasury.Timelock, cfg.Treasury.GracePeriod, cfg.Treasury.ChannelSeedsFile = 20*time.Second, time.Hour, seeds
 	cfg.Backup.Recipients = []string{id.Recipient().String()}
 	cfg.Backup.TemporalSQLiteFile = oldState
 	_, err = db.NewTreasury(pg.TreasuryPool).RecordYield(ctx, db.YieldInput{ID: uuid.New(), Asset: "XLM", GrossStroops: 100_000_000_000, OccurredAt: time.Now()})
@@ -82,10 +86,16 @@ func TestDisasterRecoveryKeepsAPendingBailout(t *testing.T) {
 			[]string{workflows.TreasuryQueue, workflows.BackupTaskQueue})
 	}()
 
-	req := contracts.BailoutRequest{Asset: "XLM", AmountStroops: 250_000_000, Destination: keypair.MustRandom().Address(), Reason: "dr " + uuid.NewString()}
+	dest := keypair.MustRandom().Address()
+	hz.AddAccount(dest, 1<<32, nil)
+	req := contracts.BailoutRequest{Asset: "XLM", AmountStroops: 250_000_000, Destination: dest, Reason: "dr " + uuid.NewString()}
 	bid := contracts.BailoutID(req)
-	in := workflows.BailoutInput{ID: bid, Request: req, RequestedAt: time.Now().UTC(), Timelock: 20 * time.Second, Grace: time.Hour, Council: keys}
 	wid := workflows.BailoutWorkflowID(bid)
+	// As the API does: the treasury records the request, then the workflow starts.
+	rec, err := db.NewTreasury(pg.TreasuryPool).RecordBailoutRequest(ctx, db.Bailout{ID: bid, WorkflowID: wid, Asset: req.Asset,
+		AmountStroops: req.AmountStroops, Destination: req.Destination, Reason: req.Reason, RequestedAt: time.Now().UTC().Truncate(time.Microsecond)})
+	require.NoError(t, err)
+	in := workflows.BailoutInput{ID: bid, Request: req, RequestedAt: rec.RequestedAt}
 	_, err = oldClient.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: wid, TaskQueue: workflows.TreasuryQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE}, workflows.BailoutWorkflowName, in)
 	require.NoError(t, err)
