@@ -121,6 +121,7 @@ func (a *Backup) Run(ctx context.Context, in BackupRunInput) (BackupRunResult, e
 	})
 	stop()
 	if err != nil {
+		backup.ObserveBackupFailure(in.Kind)
 		_ = db.FailBackup(context.WithoutCancel(ctx), a.Pool, in.BackupID, err.Error(), time.Now())
 		return BackupRunResult{}, err
 	}
@@ -129,6 +130,7 @@ func (a *Backup) Run(ctx context.Context, in BackupRunInput) (BackupRunResult, e
 		FinishedAt: &fin, DumpBytes: m.DumpBytes, StoredBytes: m.StoredBytes, SHA256: m.SHA256, Tables: len(m.Tables)}); err != nil {
 		return BackupRunResult{}, err
 	}
+	backup.ObserveBackup(in.Kind, m.StartedAt, m.FinishedAt, m.StoredBytes)
 	return BackupRunResult{BackupID: m.ID, ObjectKey: m.Object, SHA256: m.SHA256, DumpBytes: m.DumpBytes,
 		StoredBytes: m.StoredBytes, Tables: len(m.Tables)}, nil
 }
@@ -252,6 +254,7 @@ func (a *Drill) Restore(ctx context.Context, in DrillRestoreInput) (DrillRestore
 	})
 	if err != nil {
 		if res != nil && len(res.Mismatches) > 0 {
+			backup.ObserveFingerprintMismatch()
 			return DrillRestoreResult{Mismatches: res.Mismatches}, nonRetryable("drill_mismatch", err)
 		}
 		if errors.Is(err, backup.ErrNoManifest) || strings.Contains(err.Error(), "nothing was restored") {
@@ -316,9 +319,18 @@ func (a *Drill) Record(ctx context.Context, in DrillRecord) error {
 	if err := a.storeReport(ctx, in.DrillID, report); err != nil {
 		return err
 	}
-	if in.Outcome == "pass" || in.Outcome == "rto_exceeded" {
-		return db.MarkBackupVerified(ctx, a.Pool, in.BackupID, in.FinishedAt)
+	verified := in.Outcome == "pass" || in.Outcome == "rto_exceeded"
+	if verified {
+		if err := db.MarkBackupVerified(ctx, a.Pool, in.BackupID, in.FinishedAt); err != nil {
+			return err
+		}
+		if b, err := db.GetBackup(ctx, a.Pool, in.BackupID); err == nil {
+			backup.ObserveVerified(b.StartedAt)
+		}
 	}
+	// Last, so that a retry of this activity does not count the drill twice.
+	backup.ObserveDrill(backup.DrillObservation{FinishedAt: in.FinishedAt, RTO: time.Duration(in.RTOSeconds) * time.Second,
+		Target: time.Duration(in.RTOTargetSeconds) * time.Second, Failed: !verified, Breached: in.Outcome == "rto_exceeded"})
 	return nil
 }
 
@@ -363,7 +375,7 @@ func (a *Drill) storeChart(ctx context.Context) error {
 		if d.Outcome == "running" {
 			continue
 		}
-		pts = append(pts, backup.RTOPoint{At: d.StartedAt, RTOSeconds: float64(d.RTOSeconds)})
+		pts = append(pts, backup.RTOPoint{At: d.StartedAt, RTOSeconds: float64(d.RTOSeconds), Failed: d.Outcome == "fail"})
 		target = time.Duration(d.RTOTargetSeconds) * time.Second
 	}
 	if len(pts) == 0 {
