@@ -40,7 +40,7 @@ func mustDatabase(t *testing.T, u string) string {
 func TestRestoreParallelWritesNothingToDisk(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, f.srcURL)
+	pool, err := pgxpool.New(ctx, f.ownerURL)
 	require.NoError(t, err)
 	defer pool.Close()
 	_, err = pool.Exec(ctx, `
@@ -101,7 +101,7 @@ func TestRestoreCreatesTarget(t *testing.T) {
 	require.NoError(t, err)
 	pg := testharness.Postgres(t)
 	name := "test_bk_created_" + randHex(5)
-	target := withDatabase(pg.URL, name)
+	target := withDatabase(pg.AdminURL, name)
 	t.Cleanup(func() { _ = pg.Server.DropDatabase(context.Background(), name) })
 
 	_, err = Restore(ctx, f.store, RestoreOptions{ID: m.ID, TargetURL: target, Identities: []age.Identity{f.identity}})
@@ -117,7 +117,7 @@ func TestRestoreCreatesTarget(t *testing.T) {
 func TestBackupFingerprintIsTheDumpsSnapshot(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, f.srcURL)
+	pool, err := pgxpool.New(ctx, f.ownerURL)
 	require.NoError(t, err)
 	defer pool.Close()
 	var stop atomic.Bool

@@ -69,7 +69,7 @@ func TestStorageClassOnUploads(t *testing.T) {
 	require.True(t, ok)
 	require.Empty(t, class, "no S3_STORAGE_CLASS: the bucket's default")
 
-	addBlob(t, f.srcURL)
+	addBlob(t, f.ownerURL)
 	f.opts.ID = "b-parts"
 	m, err := Run(ctx, st, f.opts)
 	require.NoError(t, err)

@@ -102,8 +102,12 @@ func TestBackupObjectStoreKilledMidUpload(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	c := testharness.Temporal(t)
-	pool, url := testharness.FreshDB(t)
-	addRandomRows(t, pool)
+	pg := testharness.FreshPG(t)
+	pool := pg.Pool
+	owner, err := pgxpool.New(ctx, pg.OwnerURL)
+	require.NoError(t, err)
+	defer owner.Close()
+	addRandomRows(t, owner)
 	store := testharness.StartS3Process(t)
 	proxy := testharness.NewS3Proxy(t, store.URL())
 	s3cfg := config.S3{Endpoint: proxy.URL(), Bucket: "faults", Region: config.DefaultAWSRegion, PathStyle: true}
@@ -115,7 +119,7 @@ func TestBackupObjectStoreKilledMidUpload(t *testing.T) {
 
 	cfg, err := config.LoadFrom(func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
-	cfg.DatabaseURL, cfg.S3 = url, s3cfg
+	cfg.DatabaseURL, cfg.Backup.DatabaseURL, cfg.S3 = pg.URL, pg.BackupURL, s3cfg
 	cfg.Backup.Recipients = []string{id.Recipient().String()}
 	require.NoError(t, EnsureSearchAttributes(ctx, c, "default"))
 	deps := Deps{Client: c, Pool: pool, S3: s3c, Config: cfg, Logger: testharness.Logger(t)}

@@ -12,6 +12,7 @@ import (
 	"filippo.io/age"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
@@ -32,9 +33,13 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := testharness.Temporal(t)
-	pool, url := testharness.FreshDB(t)
+	pg := testharness.FreshPG(t)
+	pool := pg.Pool
+	owner, err := pgxpool.New(ctx, pg.OwnerURL)
+	require.NoError(t, err)
+	defer owner.Close()
 	const marker = "E2E-PLAINTEXT-CANARY"
-	_, err := pool.Exec(ctx, `
+	_, err = owner.Exec(ctx, `
 		CREATE TABLE e2e_items (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), label text, n numeric, at timestamptz DEFAULT now(), doc jsonb);
 		INSERT INTO e2e_items (label, n, doc) SELECT '`+marker+`-' || g, g * 3.5, jsonb_build_object('g', g) FROM generate_series(1, 300) g;
 		CREATE TABLE e2e_flags (k int PRIMARY KEY, on_off boolean, raw bytea);
@@ -49,9 +54,9 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	// Every domain's defaults (ApplySchedules applies all schedules), then this test's parts.
 	cfg, err := config.LoadFrom(func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
-	cfg.DatabaseURL, cfg.S3 = url, s.Config
+	cfg.DatabaseURL, cfg.Backup.DatabaseURL, cfg.S3 = pg.URL, pg.BackupURL, s.Config
 	cfg.Backup.Recipients, cfg.Backup.IdentityFile = []string{id.Recipient().String()}, idFile
-	cfg.Backup.DrillDatabaseURL = testharness.Postgres(t).URL
+	cfg.Backup.DrillDatabaseURL = testharness.Postgres(t).AdminURL
 	require.NoError(t, EnsureSearchAttributes(ctx, c, "default"))
 	require.NoError(t, ApplySchedules(ctx, c, cfg))
 	require.NoError(t, ApplySchedules(ctx, c, cfg), "applying schedules again changes nothing")
