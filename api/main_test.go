@@ -38,8 +38,11 @@ func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 type env struct {
 	t      *testing.T
 	router *gin.Engine
+	server *Server
 	pool   *pgxpool.Pool
-	clock  *clock
+	// tpool is the treasury login's pool (nil when the test gave none).
+	tpool *pgxpool.Pool
+	clock *clock
 }
 
 type envOption func(*Deps)
@@ -49,9 +52,11 @@ func withTemporal(c client.Client) envOption { return func(d *Deps) { d.Temporal
 // newEnv builds the router on a fresh database, so tests can count rows.
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	pool, _ := testharness.FreshDB(t)
-	return newEnvOn(t, pool, opts...)
+	pg := testharness.FreshPG(t)
+	return newEnvOn(t, pg.Pool, append([]envOption{withTreasuryPool(pg.TreasuryPool)}, opts...)...)
 }
+
+func withTreasuryPool(p *pgxpool.Pool) envOption { return func(d *Deps) { d.TreasuryPool = p } }
 
 func newEnvOn(t *testing.T, pool *pgxpool.Pool, opts ...envOption) *env {
 	t.Helper()
@@ -59,11 +64,12 @@ func newEnvOn(t *testing.T, pool *pgxpool.Pool, opts ...envOption) *env {
 	require.NoError(t, err)
 	cfg.Auth.JWTSecret = testSecret
 	clk := &clock{t: time.Now().UTC().Truncate(time.Microsecond)}
-	d := Deps{Pool: pool, Config: cfg, Logger: testharness.Logger(t), Now: clk.Now}
+	d := Deps{Pool: pool, Config: cfg, Logger: testharness.Logger(t), Now: clk.Now, Context: t.Context()}
 	for _, o := range opts {
 		o(&d)
 	}
-	return &env{t: t, router: NewRouter(d), pool: pool, clock: clk}
+	router, srv := buildRouter(d)
+	return &env{t: t, router: router, server: srv, pool: pool, tpool: d.TreasuryPool, clock: clk}
 }
 
 // user is a caller with a token.
@@ -135,7 +141,18 @@ func (e *env) do(method, path string, token string, body any) response {
 // count returns a row count of a query.
 func (e *env) count(sql string, args ...any) int {
 	e.t.Helper()
+	return e.countOn(e.pool, sql, args...)
+}
+
+// treasuryCount counts in schema treasury, as the treasury login (the runtime role may not).
+func (e *env) treasuryCount(sql string, args ...any) int {
+	e.t.Helper()
+	return e.countOn(e.tpool, sql, args...)
+}
+
+func (e *env) countOn(pool *pgxpool.Pool, sql string, args ...any) int {
+	e.t.Helper()
 	var n int
-	require.NoError(e.t, e.pool.QueryRow(e.t.Context(), sql, args...).Scan(&n))
+	require.NoError(e.t, pool.QueryRow(e.t.Context(), sql, args...).Scan(&n))
 	return n
 }

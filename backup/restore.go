@@ -43,6 +43,9 @@ type RestoreOptions struct {
 	// grants the source had (pg_restore --no-owner --no-privileges); only for backups of
 	// databases whose roles the target will never have.
 	NoOwner bool
+	// NoPrivileges skips the dump's GRANTs and default privileges (pg_restore
+	// --no-privileges), for a restoring role that could not replay them.
+	NoPrivileges bool
 	// Jobs is pg_restore --jobs for the post-data section (indexes and constraints); the
 	// data itself streams through one pg_restore, since pg_restore reads a pipe only in
 	// order. Zero means 1.
@@ -129,7 +132,7 @@ func Restore(ctx context.Context, st Store, o RestoreOptions) (*RestoreResult, e
 	}
 	defer staging.dropUnlessPromoted()
 
-	r := &restorer{pgRestore: pgRestore, url: staging.url, jobs: max(o.Jobs, 1), noOwner: o.NoOwner}
+	r := &restorer{pgRestore: pgRestore, url: staging.url, jobs: max(o.Jobs, 1), noOwner: o.NoOwner, noPrivileges: o.NoPrivileges}
 	toc, err := r.streamData(ctx, obj.plain)
 	if verr := obj.verify(); verr != nil {
 		return nil, fmt.Errorf("restore %s: %w; nothing was restored", o.ID, verr)
@@ -235,7 +238,8 @@ type restorer struct {
 	pgRestore string
 	url       string
 	jobs      int
-	noOwner   bool
+	// noOwner and noPrivileges are RestoreOptions.NoOwner and NoPrivileges.
+	noOwner, noPrivileges bool
 }
 
 // streamData restores from the stream: the pre-data and data sections, reading the archive
@@ -277,8 +281,11 @@ func (r *restorer) run(ctx context.Context, stdin io.Reader, files []*os.File, e
 		return err
 	}
 	args = append(args, "--format=custom", "--exit-on-error")
-	if r.noOwner {
+	switch {
+	case r.noOwner:
 		args = append(args, "--no-owner", "--no-privileges")
+	case r.noPrivileges:
+		args = append(args, "--no-privileges")
 	}
 	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, r.pgRestore, args...)
@@ -341,6 +348,28 @@ func inspectTarget(ctx context.Context, targetURL string, clean, create bool) (*
 		return nil, fmt.Errorf("restore: the target database is not empty (%d relations); restore into a new database or pass --clean", n)
 	}
 	return t, nil
+}
+
+// checkTarget checks a database a part is restored into in place (Temporal's): reachable,
+// and empty unless clean. It returns the server's major version.
+func checkTarget(ctx context.Context, targetURL string, clean bool) (int, error) {
+	conn, err := pgx.Connect(ctx, targetURL)
+	if err != nil {
+		return 0, fmt.Errorf("restore: connect to the target: %w", err)
+	}
+	major, err := serverMajor(ctx, conn)
+	_ = conn.Close(context.Background())
+	if err != nil {
+		return 0, err
+	}
+	n, err := relationCount(ctx, targetURL)
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 && !clean {
+		return 0, fmt.Errorf("restore: the target database is not empty (%d relations); restore into a new database or pass --clean", n)
+	}
+	return major, nil
 }
 
 func relationCount(ctx context.Context, dbURL string) (int, error) {

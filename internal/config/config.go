@@ -49,6 +49,7 @@ type Config struct {
 	Treasury Treasury
 	Backup   Backup
 	Forecast Forecast
+	SignIn   SignIn
 }
 
 // S3 configures the object store.
@@ -137,6 +138,7 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 	c.Treasury = loadTreasury(e)
 	c.Backup = loadBackup(e)
 	c.Forecast = loadForecast(e)
+	c.SignIn = loadSignIn(e)
 	if e.first != nil {
 		return nil, e.first
 	}
