@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -122,6 +123,28 @@ func TestCreatorHistories(t *testing.T) {
 	require.Equal(t, 1, hs[0].Assets[0].Streams)
 	require.Equal(t, 0, hs[0].Assets[0].Cancellations)
 	require.Equal(t, int64(40_0000000), hs[0].Assets[1].Revenue[20])
+}
+
+// TestDailyRevenueViewPerAsset: creator_daily_revenue (migration 00016) keeps the assets
+// apart, and the runtime role reads it and nothing more.
+func TestDailyRevenueViewPerAsset(t *testing.T) {
+	fx, ctx, pool := newForecastFixture(t)
+	rows, err := pool.Query(ctx, `SELECT asset, sum(revenue_stroops)::bigint FROM creator_daily_revenue
+		WHERE creator_id = $1 GROUP BY asset ORDER BY asset`, fx.creator)
+	require.NoError(t, err)
+	got := map[string]int64{}
+	var asset string
+	var sum int64
+	_, err = pgx.ForEachRow(rows, []any{&asset, &sum}, func() error { got[asset] = sum; return nil })
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"USDC": 27_0000000, "XLM": 43_0000000}, got)
+	var user string
+	var canSelect, canDelete bool
+	require.NoError(t, pool.QueryRow(ctx, `SELECT current_user, has_table_privilege('creator_daily_revenue', 'SELECT'),
+		has_table_privilege('creator_daily_revenue', 'DELETE')`).Scan(&user, &canSelect, &canDelete))
+	require.Equal(t, "orchestrator_app", user)
+	require.True(t, canSelect)
+	require.False(t, canDelete)
 }
 
 // TestForecastHistoryPerAsset: the adapter forecasts each asset apart, in its own stroops,

@@ -23,6 +23,10 @@ CREATE VIEW creator_daily_revenue AS
            count(*) AS payments
       FROM revenue_events
      GROUP BY creator_id, asset, (occurred_at AT TIME ZONE 'UTC')::date;
+-- A new view: the runtime role and the backup read it (00010's default privileges would grant
+-- the app DML on it too; a view only needs SELECT).
+REVOKE ALL ON creator_daily_revenue FROM orchestrator_app, orchestrator_backup;
+GRANT SELECT ON creator_daily_revenue TO orchestrator_app, orchestrator_backup;
 
 -- +goose Down
 DROP VIEW creator_daily_revenue;
@@ -35,6 +39,8 @@ CREATE VIEW creator_daily_revenue AS
            count(*) AS payments
       FROM revenue_events
      GROUP BY creator_id, (occurred_at AT TIME ZONE 'UTC')::date;
+REVOKE ALL ON creator_daily_revenue FROM orchestrator_app, orchestrator_backup;
+GRANT SELECT ON creator_daily_revenue TO orchestrator_app, orchestrator_backup;
 DELETE FROM forecasts;
 ALTER TABLE forecasts
     DROP CONSTRAINT forecasts_creator_asset_day_model,
