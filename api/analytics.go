@@ -284,7 +284,7 @@ func (s *Server) latestForecastPNG(c *gin.Context) {
 }
 
 // fanChart draws the 30-day revenue run rate of one asset's history and, from the as-of day,
-// the forecast's mean and its 95% band through the horizons. Amounts are in whole units of
+// the forecast's median and its 95% band through the horizons. Amounts are in whole units of
 // the asset (stroops / 10^7).
 func fanChart(h db.AssetHistory, f db.Forecast) ([]byte, error) {
 	const unit = 1e7
@@ -339,7 +339,7 @@ func fanChart(h db.AssetHistory, f db.Forecast) ([]byte, error) {
 	}
 	ml.Color, mp.Color = color.RGBA{R: 20, G: 70, B: 180, A: 255}, color.RGBA{R: 20, G: 70, B: 180, A: 255}
 	p.Add(ml, mp)
-	p.Legend.Add("forecast mean", ml, mp)
+	p.Legend.Add("forecast (median)", ml, mp)
 	p.Legend.Top, p.Legend.Left = true, true
 
 	w, err := p.WriterTo(8*vg.Inch, 4.5*vg.Inch, "png")

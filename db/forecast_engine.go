@@ -68,7 +68,7 @@ func ForecastFromResult(creator uuid.UUID, asset string, asOf time.Time, history
 	}
 	for _, p := range res.Predictions {
 		f.Predictions = append(f.Predictions, ForecastPrediction{PeriodDays: p.PeriodDays,
-			Predicted: Stroops(p.Mean), Lower: Stroops(p.Lower), Upper: Stroops(p.Upper)})
+			Predicted: Stroops(p.Median), Lower: Stroops(p.Lower), Upper: Stroops(p.Upper)})
 	}
 	return f
 }

@@ -23,8 +23,8 @@ func Actual(revenue []float64, cutoff, horizon int) (float64, bool) {
 }
 
 // Score accumulates, for one horizon, how forecasts made in the past fared against what
-// happened: the share of actual values inside the interval (coverage), the errors of the mean
-// (as Prophet's cross-validation reports them) and, where the paths were kept, where each
+// happened: the share of actual values inside the interval (coverage), the errors of the point
+// forecast, the paths' median (as Prophet's cross-validation reports them) and, where the paths were kept, where each
 // actual value fell among them (its probability integral transform, for a reliability chart).
 type Score struct {
 	PeriodDays int
@@ -44,7 +44,7 @@ func (s *Score) Add(p Prediction, actual float64) {
 	if actual >= p.Lower && actual <= p.Upper {
 		s.Inside++
 	}
-	e := p.Mean - actual
+	e := p.Median - actual
 	s.sumAbs += math.Abs(e)
 	s.sumSq += e * e
 	if actual > 0 {
@@ -80,7 +80,7 @@ func (s *Score) Coverage() float64 {
 	return float64(s.Inside) / float64(s.N)
 }
 
-// MAE is the mean absolute error of the mean prediction.
+// MAE is the mean absolute error of the point forecast (the median).
 func (s *Score) MAE() float64 {
 	if s.N == 0 {
 		return 0
@@ -88,7 +88,7 @@ func (s *Score) MAE() float64 {
 	return s.sumAbs / float64(s.N)
 }
 
-// RMSE is the root mean squared error of the mean prediction.
+// RMSE is the root mean squared error of the point forecast.
 func (s *Score) RMSE() float64 {
 	if s.N == 0 {
 		return 0

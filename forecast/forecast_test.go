@@ -39,7 +39,7 @@ func modelSeries(rng *rand.Rand, n int, level, mu, vol float64) []float64 {
 func TestIntervalCoverageModelSeries(t *testing.T) {
 	const series = 2000
 	rng := rand.New(rand.NewPCG(2026, 16))
-	inside := make([]int, len(Horizons))
+	inside, below := make([]int, len(Horizons)), make([]int, len(Horizons))
 	for s := range series {
 		g := -0.10 + 0.25*rng.Float64()
 		vol := 0.005 + 0.025*rng.Float64()
@@ -53,12 +53,19 @@ func TestIntervalCoverageModelSeries(t *testing.T) {
 			if actual >= p.Lower && actual <= p.Upper {
 				inside[k]++
 			}
+			if actual < p.Median {
+				below[k]++
+			}
 		}
 	}
 	for k := range Horizons {
 		cov := float64(inside[k]) / series
-		t.Logf("horizon %d: coverage %.4f", Horizons[k], cov)
+		half := float64(below[k]) / series
+		t.Logf("horizon %d: coverage %.4f, below the median %.4f", Horizons[k], cov, half)
 		require.InDeltaf(t, 0.95, cov, 0.02, "horizon %d coverage %.4f", Horizons[k], cov)
+		// The point forecast is the median: half the actual values fall below it. Binomial sd
+		// √(0.25/2000) = 1.1 points; ±4.5 points is ±4 sd.
+		require.InDeltaf(t, 0.5, half, 0.045, "horizon %d below the median %.4f", Horizons[k], half)
 	}
 }
 
@@ -110,6 +117,7 @@ func TestPercentilesBySelection(t *testing.T) {
 			}
 			require.InEpsilonf(t, q(0.025), p.Lower, 1e-12, "paths %d horizon %d", paths, p.PeriodDays)
 			require.InEpsilonf(t, q(0.975), p.Upper, 1e-12, "paths %d horizon %d", paths, p.PeriodDays)
+			require.InEpsilonf(t, q(0.5), p.Median, 1e-12, "paths %d horizon %d", paths, p.PeriodDays)
 			var sum float64
 			for _, x := range v {
 				sum += x
@@ -137,6 +145,7 @@ func TestExactExponentialSeries(t *testing.T) {
 		require.InEpsilon(t, actual, p.Mean, 0.003, "horizon %d", p.PeriodDays) // the window's mean vs its middle day
 		require.InDelta(t, p.Mean, p.Lower, 1e-6*p.Mean)
 		require.InDelta(t, p.Mean, p.Upper, 1e-6*p.Mean)
+		require.InDelta(t, p.Mean, p.Median, 1e-6*p.Mean)
 	}
 }
 
@@ -333,9 +342,10 @@ func requireFinite(t *testing.T, r Result) {
 		r.Factors.GrowthStdError, r.Factors.VolatilityDF))
 	require.Len(t, r.Predictions, 3)
 	for _, p := range r.Predictions {
-		require.True(t, finite(p.Mean, p.Lower, p.Upper))
+		require.True(t, finite(p.Mean, p.Median, p.Lower, p.Upper))
 		require.GreaterOrEqual(t, p.Lower, 0.0)
-		require.LessOrEqual(t, p.Lower, p.Upper)
+		require.LessOrEqual(t, p.Lower, p.Median)
+		require.LessOrEqual(t, p.Median, p.Upper)
 	}
 }
 
@@ -351,6 +361,79 @@ func TestSimulateRejectsBadArguments(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidInput)
 	_, err = Simulate(Factors{BaseRevenue: 1, Volatility: 0.1}, [2]uint64{}, 10, Horizons)
 	require.ErrorIs(t, err, ErrInvalidInput)
+}
+
+// TestQuantileBySelection: Quantile equals the interpolated order statistics of the sorted
+// values, with ties, odd and even lengths and the extremes.
+func TestQuantileBySelection(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	for _, n := range []int{1, 2, 3, 4, 5, 10, 999, 1000} {
+		for _, ties := range []bool{false, true} {
+			vs := make([]float64, n)
+			for i := range vs {
+				vs[i] = rng.NormFloat64()
+				if ties {
+					vs[i] = math.Round(vs[i] * 2)
+				}
+			}
+			sorted := slices.Sorted(slices.Values(vs))
+			for _, prob := range []float64{0, 0.025, 0.3, 0.5, 0.975, 1} {
+				pos := prob * float64(n-1)
+				i := int(pos)
+				want := sorted[i]
+				if i+1 < n {
+					want += (sorted[i+1] - sorted[i]) * (pos - float64(i))
+				}
+				got := Quantile(slices.Clone(vs), prob)
+				require.InDeltaf(t, want, got, 1e-12, "n %d ties %v prob %g", n, ties, prob)
+			}
+		}
+	}
+	require.Equal(t, 0.0, Quantile(nil, 0.5))
+}
+
+// TestMedianIsThePointForecast: on a volatile, short history the paths' mean is pulled far
+// above the bulk of the paths by the few with a large drawn volatility; the stored point
+// forecast is the median, inside the interval.
+func TestMedianIsThePointForecast(t *testing.T) {
+	rev := modelSeries(rand.New(rand.NewPCG(21, 21)), 40, 15, 0.01, 0.15)
+	res, err := Forecast(History{Revenue: rev}, Seed(testCreator, "USDC", day0), Options{})
+	require.NoError(t, err)
+	last := res.Predictions[len(res.Predictions)-1]
+	t.Logf("90 days: median %.4g, mean %.4g, interval %.4g–%.4g", last.Median, last.Mean, last.Lower, last.Upper)
+	require.Greater(t, last.Mean, 2*last.Median)
+	require.Less(t, last.Lower, last.Median)
+	require.Less(t, last.Median, last.Upper)
+}
+
+// TestDayFactorMatchesLognormal: the path's daily factor stands for e^(μ + σε); over a million
+// standard normal draws (fixed seed) its log has mean μ and variance σ² and the factor has
+// mean e^(μ + σ²/2), to within the approximation's error (the σ⁴ terms, computed) and the
+// sampling error, for σ from a typical 2% to the 0.5 cap. The first draft's factor,
+// e^(μ + σ²/2)·(1 + σε) floored at 0, fails the log mean at σ = 0.3 (−0.05 a day).
+func TestDayFactorMatchesLognormal(t *testing.T) {
+	const n, mu = 1_000_000, 0.002
+	for _, sigma := range []float64{0.02, 0.1, 0.3, 0.5} {
+		rng := rand.New(rand.NewPCG(4, 4))
+		add := math.Exp((mu + sigma*sigma/8) / 4)
+		mul := add * sigma / 4
+		var l, l2, m float64
+		for range n {
+			f := dayFactor(add, mul, rng.NormFloat64())
+			require.Positive(t, f)
+			x := math.Log(f)
+			l += x
+			l2 += x * x
+			m += f
+		}
+		mean, variance := l/n, l2/n-(l/n)*(l/n)
+		t.Logf("σ %.2f: E[log] %.5f (μ %.3f), Var[log]/σ² %.4f, E[factor]/e^(μ+σ²/2) %.4f", sigma, mean, mu, variance/(sigma*sigma),
+			m/n/math.Exp(mu+sigma*sigma/2))
+		// E[4·log(1 + x/4)] = −x²/8 terms cancel; the next is −3σ⁴/256 (−0.0007 at σ = 0.5).
+		require.InDelta(t, mu, mean, 3*sigma/math.Sqrt(n)+sigma*sigma*sigma*sigma/50)
+		require.InDelta(t, 1, variance/(sigma*sigma), 0.01+sigma*sigma/2)
+		require.InDelta(t, 1, m/n/math.Exp(mu+sigma*sigma/2), 0.01+sigma*sigma*sigma*sigma)
+	}
 }
 
 func TestBoundedHeap(t *testing.T) {
@@ -428,9 +511,9 @@ func TestActualAndScore(t *testing.T) {
 	require.False(t, ok)
 
 	s := Score{PeriodDays: 30}
-	s.Add(Prediction{Mean: 100, Lower: 80, Upper: 120}, 110) // inside, error −10, −1/11
-	s.Add(Prediction{Mean: 100, Lower: 80, Upper: 120}, 130) // outside, error −30, −3/13
-	s.Add(Prediction{Mean: 10, Lower: 0, Upper: 20}, 0)      // inside, error 10, no percentage
+	s.Add(Prediction{Median: 100, Lower: 80, Upper: 120}, 110) // inside, error −10, −1/11
+	s.Add(Prediction{Median: 100, Lower: 80, Upper: 120}, 130) // outside, error −30, −3/13
+	s.Add(Prediction{Median: 10, Lower: 0, Upper: 20}, 0)      // inside, error 10, no percentage
 	require.Equal(t, 3, s.N)
 	require.InDelta(t, 2.0/3, s.Coverage(), 1e-12)
 	require.InDelta(t, 50.0/3, s.MAE(), 1e-12)

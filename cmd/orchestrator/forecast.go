@@ -187,7 +187,8 @@ func (a *app) forecastBacktestCmd() *cobra.Command {
 		Long: `For every creator (or one, --creator) and every asset they earned in with enough
 history before the cut-off (default 90 days ago), forecast as of the cut-off and compare each
 horizon with the revenue that actually came: the share inside the 95% interval (coverage),
-the mean absolute percentage error and the bias (mean signed percentage error) of the mean.
+the mean absolute percentage error and the bias (mean signed percentage error) of the point
+forecast (the paths' median).
 Rows per asset and over all. --png writes a reliability chart: for nominal central intervals
 of 10% to 99%, the share of actual values inside them. Reads DATABASE_URL; nothing is stored.`,
 		Args: cobra.NoArgs,
@@ -357,7 +358,7 @@ func (b *backtest) report(w io.Writer) {
 		row("all", all)
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w, "coverage: share of actual 30-day revenue inside the interval; MAPE and bias: of the mean, over actual values above 0 (bias > 0: too high)")
+	fmt.Fprintln(w, "coverage: share of actual 30-day revenue inside the interval; MAPE and bias: of the point forecast (median), over actual values above 0 (bias > 0: too high)")
 }
 
 // writeReliabilityChart draws, per horizon, the observed coverage of central intervals
