@@ -51,5 +51,5 @@ var Variables = []Variable{
 	{"DRILL_DATABASE_URL", "(DATABASE_URL)", "a database on the server where drills create scratch databases"},
 	{"FORECAST_SCHEDULE", "30 1 * * *", "daily forecast refresh, cron in UTC"},
 	{"FORECAST_PATHS", "1000", "Monte Carlo paths per creator"},
-	{"FORECAST_BATCH_SIZE", "500", "creators per refresh activity"},
+	{"FORECAST_BATCH_SIZE", "3000", "creators per refresh activity"},
 }
