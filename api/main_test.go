@@ -39,7 +39,9 @@ type env struct {
 	t      *testing.T
 	router *gin.Engine
 	pool   *pgxpool.Pool
-	clock  *clock
+	// tpool is the treasury login's pool (nil when the test gave none).
+	tpool *pgxpool.Pool
+	clock *clock
 }
 
 type envOption func(*Deps)
@@ -49,9 +51,11 @@ func withTemporal(c client.Client) envOption { return func(d *Deps) { d.Temporal
 // newEnv builds the router on a fresh database, so tests can count rows.
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	pool, _ := testharness.FreshDB(t)
-	return newEnvOn(t, pool, opts...)
+	pg := testharness.FreshPG(t)
+	return newEnvOn(t, pg.Pool, append([]envOption{withTreasuryPool(pg.TreasuryPool)}, opts...)...)
 }
+
+func withTreasuryPool(p *pgxpool.Pool) envOption { return func(d *Deps) { d.TreasuryPool = p } }
 
 func newEnvOn(t *testing.T, pool *pgxpool.Pool, opts ...envOption) *env {
 	t.Helper()
@@ -63,7 +67,7 @@ func newEnvOn(t *testing.T, pool *pgxpool.Pool, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&d)
 	}
-	return &env{t: t, router: NewRouter(d), pool: pool, clock: clk}
+	return &env{t: t, router: NewRouter(d), pool: pool, tpool: d.TreasuryPool, clock: clk}
 }
 
 // user is a caller with a token.
@@ -135,7 +139,18 @@ func (e *env) do(method, path string, token string, body any) response {
 // count returns a row count of a query.
 func (e *env) count(sql string, args ...any) int {
 	e.t.Helper()
+	return e.countOn(e.pool, sql, args...)
+}
+
+// treasuryCount counts in schema treasury, as the treasury login (the runtime role may not).
+func (e *env) treasuryCount(sql string, args ...any) int {
+	e.t.Helper()
+	return e.countOn(e.tpool, sql, args...)
+}
+
+func (e *env) countOn(pool *pgxpool.Pool, sql string, args ...any) int {
+	e.t.Helper()
 	var n int
-	require.NoError(e.t, e.pool.QueryRow(e.t.Context(), sql, args...).Scan(&n))
+	require.NoError(e.t, pool.QueryRow(e.t.Context(), sql, args...).Scan(&n))
 	return n
 }
