@@ -395,29 +395,37 @@ type geometry struct {
 	df    float64 // Satterthwaite degrees of freedom of Σ(r − r̄)²
 }
 
-// geometries caches geometryOf by (m, w): a refresh meets few distinct ones.
-var geometries struct {
+// memo caches what depends only on a history's shape, (points or returns, window), for all
+// goroutines: a refresh meets few distinct shapes.
+type memo[V any] struct {
 	sync.RWMutex
-	m map[[2]int]geometry
+	m map[[2]int]V
 }
 
-func geometryOf(m, w int) geometry {
-	key := [2]int{m, w}
-	geometries.RLock()
-	g, ok := geometries.m[key]
-	geometries.RUnlock()
+func (c *memo[V]) get(a, b int, build func(a, b int) V) V {
+	key := [2]int{a, b}
+	c.RLock()
+	v, ok := c.m[key]
+	c.RUnlock()
 	if ok {
-		return g
+		return v
 	}
-	g = newGeometry(m, w)
-	geometries.Lock()
-	if geometries.m == nil {
-		geometries.m = make(map[[2]int]geometry)
+	v = build(a, b)
+	c.Lock()
+	if c.m == nil {
+		c.m = make(map[[2]int]V)
 	}
-	geometries.m[key] = g
-	geometries.Unlock()
-	return g
+	c.m[key] = v
+	c.Unlock()
+	return v
 }
+
+var (
+	geometries  memo[geometry]
+	squaresLaws memo[squaresLaw]
+)
+
+func geometryOf(m, w int) geometry { return geometries.get(m, w, newGeometry) }
 
 func newGeometry(m, w int) geometry {
 	d := m + w - 1
@@ -855,29 +863,7 @@ const (
 	squaresLawSteps   = 2048
 )
 
-// squaresLaws caches the laws by (n, w): a refresh meets few distinct ones.
-var squaresLaws struct {
-	sync.RWMutex
-	m map[[2]int]squaresLaw
-}
-
-func sumOfSquaresLaw(n, w int) squaresLaw {
-	key := [2]int{n, w}
-	squaresLaws.RLock()
-	l, ok := squaresLaws.m[key]
-	squaresLaws.RUnlock()
-	if ok {
-		return l
-	}
-	l = newSquaresLaw(n, w)
-	squaresLaws.Lock()
-	if squaresLaws.m == nil {
-		squaresLaws.m = make(map[[2]int]squaresLaw)
-	}
-	squaresLaws.m[key] = l
-	squaresLaws.Unlock()
-	return l
-}
+func sumOfSquaresLaw(n, w int) squaresLaw { return squaresLaws.get(n, w, newSquaresLaw) }
 
 func newSquaresLaw(n, w int) squaresLaw {
 	// M·C·M(i, j) = C(i, j) − row(i)/n − row(j)/n + total/n².
