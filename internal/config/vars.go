@@ -26,6 +26,7 @@ var Variables = []Variable{
 	{"S3_BUCKET", DefaultS3Bucket, "bucket for backups and drill reports"},
 	{"AWS_REGION", DefaultAWSRegion, "AWS region; credentials come from the standard AWS chain"},
 	{"S3_FORCE_PATH_STYLE", "true when S3_ENDPOINT is set", "path-style bucket addressing"},
+	{"S3_STORAGE_CLASS", "(the bucket's: STANDARD)", "storage class of backup objects, e.g. STANDARD_IA"},
 	{"JWT_SECRET", "(dev: generated in .data/jwt-secret)", "HS256 key for API tokens, at least 32 bytes"},
 	{"JWT_SECRET_FILE", "", "file holding JWT_SECRET"},
 	{"WS_ALLOWED_ORIGINS", "(none: browsers refused)", "browser origins allowed to open WebSockets"},
@@ -71,5 +72,5 @@ var Variables = []Variable{
 	{"TEMPORAL_BACKUP_DATABASE_URLS", "(none)", "Temporal's PostgreSQL databases the nightly backup also dumps, comma separated"},
 	{"FORECAST_SCHEDULE", "30 1 * * *", "daily forecast refresh, cron in UTC"},
 	{"FORECAST_PATHS", "1000", "Monte Carlo paths per creator"},
-	{"FORECAST_BATCH_SIZE", "500", "creators per refresh activity"},
+	{"FORECAST_BATCH_SIZE", "3000", "creators per refresh activity"},
 }
