@@ -212,13 +212,9 @@ func (s *Server) listComments(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := db.CheckCommentReader(c, s.pool, commentViewer(p), creator, s.now()); err != nil {
-		s.respondErr(c, err)
-		return
-	}
-	threads, next, err := db.ListCommentThreads(c, s.pool, creator, p.UserID, page)
+	threads, next, err := db.ListCommentsFor(c, s.pool, commentViewer(p), creator, s.now(), page)
 	if err != nil {
-		s.internalError(c, err)
+		s.respondErr(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, mapList(threads, next, toCommentJSON))

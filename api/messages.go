@@ -157,27 +157,23 @@ func parseMessageRequest(req messageRequest) (uuid.UUID, []byte, []byte, *failur
 }
 
 // sendMessage is the one delivery path of a direct message, for REST and the WebSocket:
-// validation, the rate limit, the tier rule and the insert (one statement, which also
-// notifies every instance's hub), and the access log.
+// validation, then the rate limit, the tier rule, the insert, the NOTIFY to every instance's
+// hub and the access-log row in one statement (one round trip; all or nothing).
 func (s *Server) sendMessage(c *gin.Context, p Principal, req messageRequest) (db.Message, *failure) {
 	to, ct, nonce, f := parseMessageRequest(req)
 	if f != nil {
 		return db.Message{}, f
 	}
-	d, err := db.TakeRateLimit(c, s.pool, "messages:"+p.UserID.String(), messageLimit, s.now())
-	if err != nil {
-		return db.Message{}, s.internalFailure(c, err)
-	}
-	if !d.Allowed {
+	m, d, err := db.SendMessageAudited(c, s.pool, db.MessageInput{SenderID: p.UserID, RecipientID: to, Ciphertext: ct, Nonce: nonce},
+		db.SendLimit{Bucket: "messages:" + p.UserID.String(), Limit: messageLimit}, s.accessEntry(c, &p), s.now())
+	switch {
+	case err != nil:
+		return db.Message{}, s.domainFailure(c, err)
+	case !d.Allowed:
 		secs := max(int(math.Ceil(d.RetryAfter.Seconds())), 1)
 		return db.Message{}, &failure{Status: http.StatusTooManyRequests, Code: "rate_limited", RetryAfter: secs,
 			Message: "messages: at most " + strconv.Itoa(messageLimit.Max) + " per minute; retry in " + strconv.Itoa(secs) + "s"}
 	}
-	m, err := db.SendMessage(c, s.pool, db.MessageInput{SenderID: p.UserID, RecipientID: to, Ciphertext: ct, Nonce: nonce}, s.now())
-	if err != nil {
-		return db.Message{}, s.domainFailure(c, err)
-	}
-	s.audit(c, &p, "message.send", m.ID.String(), "to "+to.String())
 	return m, nil
 }
 

@@ -11,6 +11,7 @@ type Variable struct {
 // checks docker-compose.yml sets nothing the binary ignores.
 var Variables = []Variable{
 	{"DATABASE_URL", "(dev: found or started)", "PostgreSQL connection string of the application database"},
+	{"DATABASE_MAX_CONNS", "16", "most PostgreSQL connections a process's pool opens (API instances: sized for one)"},
 	{"TEMPORAL_ADDRESS", DefaultTemporalAddress, "Temporal frontend host:port (dev: embedded unless set)"},
 	{"TEMPORAL_NAMESPACE", DefaultTemporalNamespace, "Temporal namespace"},
 	{"HTTP_ADDR", DefaultHTTPAddr, "where the API listens"},

@@ -37,7 +37,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger) error 
 	if err := cfg.RequireJWTSecret(); err != nil {
 		return err
 	}
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	pool, err := db.OpenMax(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
@@ -137,9 +137,14 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, logger *slog.Lo
 }
 
 func serveListener(ctx context.Context, l net.Listener, h http.Handler, logger *slog.Logger) error {
+	// Timeouts: a client gets 10 s for its headers and a minute for its whole request, a
+	// handler two minutes for its answer, and an idle keep-alive connection two minutes. A
+	// WebSocket sets its own deadlines once upgraded (gorilla clears these).
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
