@@ -24,9 +24,9 @@ import (
 
 // WebSocket close codes the server uses (the README's "Real-time" section lists them).
 const (
-	closeGoingAway   = websocket.CloseGoingAway       // 1001: shutdown; reconnect elsewhere with after=
-	closePolicy      = websocket.ClosePolicyViolation // 1008: policy
-	closeMessageSize = websocket.CloseMessageTooBig   // 1009: frame over the limit
+	closeGoingAway   = websocket.CloseGoingAway         // 1001: shutdown; reconnect elsewhere with after=
+	closePolicy      = websocket.ClosePolicyViolation   // 1008: policy
+	closeMessageSize = websocket.CloseMessageTooBig     // 1009: frame over the limit
 	closeInternal    = websocket.CloseInternalServerErr // 1011: could not catch up; reconnect with after=
 	// closeTokenExpired (4001): the token's exp has passed. Reconnect with a fresh token and
 	// after=<the last message id received>: nothing is lost.

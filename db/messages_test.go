@@ -101,8 +101,8 @@ func TestPresenceSessions(t *testing.T) {
 	}
 	open(s1)
 	require.Contains(t, waitNotify(t, conn), `"online"`)
-	open(s2) // second device: no event
-	require.NoError(t, db.CloseSession(ctx, pool, s1, user, now))      // one left: no event
+	open(s2)                                                      // second device: no event
+	require.NoError(t, db.CloseSession(ctx, pool, s1, user, now)) // one left: no event
 	require.NoError(t, db.CloseSession(ctx, pool, s2, user, now))
 	var ev db.PresenceEvent
 	require.NoError(t, json.Unmarshal([]byte(waitNotify(t, conn)), &ev))
