@@ -116,7 +116,7 @@ func TestPresenceSessions(t *testing.T) {
 // (with the offline announcement), and until then they do not count as online: neither do
 // the sessions of a restored database, whose leases are as old as the backup.
 func TestPresenceLeasesHeal(t *testing.T) {
-	pool, _ := testharness.FreshDB(t)
+	pool, url := testharness.FreshDB(t)
 	ctx := t.Context()
 	fan, creator := uuid.New(), uuid.New()
 	_, err := pool.Exec(ctx, `INSERT INTO users (id, role, display_name) VALUES ($1, 'fan', 'F'), ($2, 'creator', 'C')`, fan, creator)
@@ -144,7 +144,11 @@ func TestPresenceLeasesHeal(t *testing.T) {
 	online, err = db.OnlineContacts(ctx, pool, fan, time.Minute)
 	require.NoError(t, err)
 	require.Empty(t, online)
-	conn := listen(t, db.PresenceChannel)
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, "LISTEN "+db.PresenceChannel)
+	require.NoError(t, err)
 	n, err := db.ReapSessions(ctx, pool, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
