@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/ecdh"
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"math"
@@ -26,9 +28,10 @@ func (s *Server) registerMessages(g *gin.RouterGroup) {
 	g.GET("/keys/:user_id", s.getKey)
 	g.POST("/messages", s.postMessage)
 	g.GET("/messages/conversations", s.listConversations)
-	g.GET("/messages/:user_id", s.listMessages)
+	// GET takes the other user's id, DELETE a message's: one name, as OpenAPI requires.
+	g.GET("/messages/:id", s.listMessages)
 	g.POST("/messages/:message_id/read", s.markRead)
-	g.DELETE("/messages/:message_id", s.deleteMessage)
+	g.DELETE("/messages/:id", s.deleteMessage)
 }
 
 // ---- keys ----
@@ -59,6 +62,10 @@ func (s *Server) putKey(c *gin.Context) {
 		badRequest(c, "invalid_public_key", "public_key must be the base64 of a 32-byte X25519 public key")
 		return
 	}
+	if !usableX25519Key(key) {
+		badRequest(c, "invalid_public_key", "public_key is a low-order X25519 point: no shared secret can be agreed with it")
+		return
+	}
 	k, created, err := db.PutPublicKey(c, s.pool, p.UserID, key, s.now())
 	if err != nil {
 		s.respondErr(c, err)
@@ -70,6 +77,23 @@ func (s *Server) putKey(c *gin.Context) {
 		status = http.StatusCreated
 	}
 	c.JSON(status, toKeyJSON(k))
+}
+
+// usableX25519Key reports whether key is a public key a sender can agree a secret with. An
+// all-zero or other low-order point makes every X25519 result all zero (so messages to that
+// user would be encrypted under a key anyone knows); crypto/ecdh refuses to return such a
+// result, so one agreement with a throwaway private key tells them apart.
+func usableX25519Key(key []byte) bool {
+	pub, err := ecdh.X25519().NewPublicKey(key)
+	if err != nil {
+		return false
+	}
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return false
+	}
+	_, err = priv.ECDH(pub)
+	return err == nil
 }
 
 // getKey returns a user's public key; public keys are public to every authenticated caller.
@@ -249,7 +273,7 @@ func (s *Server) listConversations(c *gin.Context) {
 // the caller's own conversation to read: the other party is the path's user.
 func (s *Server) listMessages(c *gin.Context) {
 	p := principal(c)
-	other, ok := pathUUID(c, "user_id")
+	other, ok := pathUUID(c, "id")
 	if !ok {
 		return
 	}
@@ -283,7 +307,7 @@ func (s *Server) markRead(c *gin.Context) {
 // deleteMessage soft-deletes a message, by its sender.
 func (s *Server) deleteMessage(c *gin.Context) {
 	p := principal(c)
-	id, ok := pathUUID(c, "message_id")
+	id, ok := pathUUID(c, "id")
 	if !ok {
 		return
 	}

@@ -56,7 +56,7 @@ func NewRouter(d Deps) *gin.Engine {
 		s.logger.Warn("TRUSTED_PROXIES: ignored", "error", err)
 		_ = r.SetTrustedProxies(nil)
 	}
-	r.Use(recoverJSON(s.logger), observe(), accessLog(s.logger))
+	r.Use(recoverJSON(s.logger), observe(), accessLog(s.logger), refuseNUL())
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such endpoint") })
 	r.NoMethod(func(c *gin.Context) {
 		fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint does not take "+c.Request.Method)

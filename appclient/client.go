@@ -21,7 +21,8 @@ import (
 type Client struct {
 	// BaseURL is the API's root, such as http://127.0.0.1:8080.
 	BaseURL string
-	// Token is the user's bearer token; UserID its subject.
+	// Token is the user's bearer token; UserID its subject. Set it before use; while the
+	// client is in use, SetToken changes it (Realtime does when it renews an expired one).
 	Token  string
 	UserID uuid.UUID
 	// Keys is the user's key pair.
@@ -63,7 +64,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
+	req.Header.Set("Authorization", "Bearer "+c.bearer())
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -88,6 +89,19 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return json.Unmarshal(raw, out)
 	}
 	return nil
+}
+
+// SetToken replaces the bearer token of every later call and socket.
+func (c *Client) SetToken(token string) {
+	c.mu.Lock()
+	c.Token = token
+	c.mu.Unlock()
+}
+
+func (c *Client) bearer() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Token
 }
 
 // PublishKey publishes the client's public key.

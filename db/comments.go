@@ -16,6 +16,9 @@ const (
 	MaxCommentDepth = 4
 	// MaxCommentChars is the longest a comment may be, in characters (Unicode code points).
 	MaxCommentChars = 10_000
+	// RepliesPerThread is how many replies a thread carries in a page of threads; the rest
+	// are paged with ListReplies, so no thread can make every page arbitrarily large.
+	RepliesPerThread = 50
 )
 
 // Comment is a comment on a creator's page. A deleted comment keeps its place in its thread
@@ -35,8 +38,11 @@ type Comment struct {
 	LikeCount  int
 	// LikedByMe is whether the user the comment was read for liked it.
 	LikedByMe bool
-	// Replies are the direct replies, oldest first (filled by ListCommentThreads).
+	// Replies are the direct replies, oldest first (filled by ListCommentsFor).
 	Replies []Comment
+	// MoreReplies, on a top-level comment of a page of threads, is set when the thread has
+	// more than RepliesPerThread replies: ListReplies after it returns the rest.
+	MoreReplies *Cursor
 }
 
 // CommentInput is a new comment. The author comes from the caller's token, never the body.
@@ -212,14 +218,17 @@ func ListCommentsFor(ctx context.Context, q Querier, v CommentViewer, creator uu
 			 LIMIT $5)
 		SELECT g.found, g.allowed, t.*
 		  FROM gate g LEFT JOIN (
-			SELECT `+commentColumns+`
-			  FROM comments c`+commentJoins+`
-			 WHERE c.root_id = ANY ((SELECT array_agg(id) FROM top)::uuid[])) t ON true
+			SELECT r.* FROM top CROSS JOIN LATERAL (
+				SELECT `+commentColumns+`
+				  FROM comments c`+commentJoins+`
+				 WHERE c.root_id = top.id
+				 ORDER BY c.depth, c.created_at, c.id
+				 LIMIT $8) r) t ON true
 		 ORDER BY t.parent_id IS NULL DESC,
 		       CASE WHEN t.parent_id IS NULL THEN t.created_at END DESC,
 		       CASE WHEN t.parent_id IS NULL THEN t.id END DESC,
 		       t.depth, t.created_at, t.id`,
-		creator, v.UserID, at, after, p.Limit+1, v.Admin, now)
+		creator, v.UserID, at, after, p.Limit+1, v.Admin, now, RepliesPerThread+2) // the thread's top, its replies, one more
 	if err != nil {
 		return nil, nil, err
 	}
@@ -251,8 +260,73 @@ func ListCommentsFor(ctx context.Context, q Querier, v CommentViewer, creator uu
 	if len(flat) == 1 && flat[0].ID == uuid.Nil {
 		flat = nil // the page is empty: the one row is the gate's
 	}
+	flat, more := capReplies(flat)
 	threads := nestComments(flat)
+	for i := range threads {
+		threads[i].MoreReplies = more[threads[i].ID]
+	}
 	items, next := pageOf(threads, p.Limit, func(c Comment) Cursor { return Cursor{At: c.CreatedAt, ID: c.ID} })
+	return items, next, nil
+}
+
+// capReplies keeps at most RepliesPerThread replies of each thread, breadth first (by depth,
+// then time), so every kept reply's parent is kept too. For a thread that had more, it
+// returns the cursor of its last kept reply, keyed by the thread's top.
+func capReplies(flat []Comment) ([]Comment, map[uuid.UUID]*Cursor) {
+	kept := flat[:0:0]
+	count := map[uuid.UUID]int{}
+	last := map[uuid.UUID]Cursor{}
+	more := map[uuid.UUID]*Cursor{}
+	for _, c := range flat {
+		if c.ParentID != nil {
+			n := count[c.RootID] + 1
+			count[c.RootID] = n
+			if n > RepliesPerThread {
+				cur := last[c.RootID]
+				more[c.RootID] = &cur
+				continue
+			}
+			last[c.RootID] = Cursor{At: c.CreatedAt, ID: c.ID}
+		}
+		kept = append(kept, c)
+	}
+	return kept, more
+}
+
+// ListReplies pages through the replies of comment id's thread as v reads them, after the
+// ones a page of threads (or an earlier call) carried: flat, breadth first (by depth, then
+// oldest first), each with its parent_id, so each reply's parent always came before it. The
+// reader's rule is ListCommentsFor's; an unknown comment is a 404, a comment of a page v does
+// not read a 403.
+func ListReplies(ctx context.Context, q Querier, v CommentViewer, id uuid.UUID, now time.Time, p Page) ([]Comment, *Cursor, error) {
+	var creator, root uuid.UUID
+	err := q.QueryRow(ctx, `SELECT creator_id, root_id FROM comments WHERE id = $1`, id).Scan(&creator, &root)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, missing("comment_not_found", "comment not found")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := CheckCommentReader(ctx, q, v, creator, now); err != nil {
+		return nil, nil, err
+	}
+	at, after := cursorArgs(p.After)
+	rows, err := q.Query(ctx, `
+		SELECT `+commentColumns+`
+		  FROM comments c`+commentJoins+`
+		 WHERE c.root_id = $1 AND c.parent_id IS NOT NULL
+		   AND ($3::timestamptz IS NULL OR (c.depth, c.created_at, c.id) >
+		        ((SELECT depth FROM comments WHERE id = $4 AND root_id = $1), $3, $4))
+		 ORDER BY c.depth, c.created_at, c.id
+		 LIMIT $5`, root, v.UserID, at, after, p.Limit+1)
+	if err != nil {
+		return nil, nil, err
+	}
+	replies, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Comment, error) { return scanComment(r) })
+	if err != nil {
+		return nil, nil, err
+	}
+	items, next := pageOf(replies, p.Limit, func(c Comment) Cursor { return Cursor{At: c.CreatedAt, ID: c.ID} })
 	return items, next, nil
 }
 

@@ -136,16 +136,21 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, logger *slog.Lo
 	return serveListener(ctx, l, h, logger)
 }
 
+// httpTimeouts bound every connection of the servers this package runs: a client gets 10 s
+// for its headers and a minute for its whole request, a handler two minutes for its answer,
+// and an idle keep-alive connection two minutes. A WebSocket sets its own deadlines once
+// upgraded (gorilla clears these). A variable so tests can shorten them.
+var httpTimeouts = struct{ header, read, write, idle time.Duration }{
+	header: 10 * time.Second, read: time.Minute, write: 2 * time.Minute, idle: 2 * time.Minute,
+}
+
 func serveListener(ctx context.Context, l net.Listener, h http.Handler, logger *slog.Logger) error {
-	// Timeouts: a client gets 10 s for its headers and a minute for its whole request, a
-	// handler two minutes for its answer, and an idle keep-alive connection two minutes. A
-	// WebSocket sets its own deadlines once upgraded (gorilla clears these).
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		WriteTimeout:      2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: httpTimeouts.header,
+		ReadTimeout:       httpTimeouts.read,
+		WriteTimeout:      httpTimeouts.write,
+		IdleTimeout:       httpTimeouts.idle,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	errc := make(chan error, 1)
