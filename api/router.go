@@ -18,8 +18,11 @@ import (
 
 // Deps are what the API needs; NewRouter takes them and nothing global.
 type Deps struct {
-	// Pool is the application's PostgreSQL pool.
+	// Pool is the application's PostgreSQL pool, as the runtime role.
 	Pool *pgxpool.Pool
+	// TreasuryPool connects as the treasury login (TREASURY_DATABASE_URL): the treasury's
+	// reads and writes go through it. Nil means Pool.
+	TreasuryPool *pgxpool.Pool
 	// Temporal is the process's one Temporal client.
 	Temporal client.Client
 	// Config is the process configuration.
@@ -37,12 +40,13 @@ type Deps struct {
 
 // Server holds the handlers' dependencies.
 type Server struct {
-	pool     *pgxpool.Pool
-	temporal client.Client
-	cfg      *config.Config
-	logger   *slog.Logger
-	now      func() time.Time
-	rt       *realtime
+	pool         *pgxpool.Pool
+	treasuryPool *pgxpool.Pool
+	temporal     client.Client
+	cfg          *config.Config
+	logger       *slog.Logger
+	now          func() time.Time
+	rt           *realtime
 }
 
 // NewRouter builds the HTTP handler with every route of the API.
@@ -79,7 +83,10 @@ func NewRouter(d Deps) *gin.Engine {
 }
 
 func newServer(d Deps) *Server {
-	s := &Server{pool: d.Pool, temporal: d.Temporal, cfg: d.Config, logger: d.Logger, now: d.Now}
+	s := &Server{pool: d.Pool, treasuryPool: d.TreasuryPool, temporal: d.Temporal, cfg: d.Config, logger: d.Logger, now: d.Now}
+	if s.treasuryPool == nil {
+		s.treasuryPool = d.Pool
+	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}

@@ -29,7 +29,7 @@ func (s *Server) registerTreasury(g *gin.RouterGroup) {
 	g.POST("/bailouts/:id/cancel", council, s.cancelBailout)
 }
 
-func (s *Server) treasury() *db.Treasury { return db.NewTreasury(s.pool) }
+func (s *Server) treasury() *db.Treasury { return db.NewTreasury(s.treasuryPool) }
 
 // ---- yield ----
 

@@ -15,7 +15,9 @@ func TestMain(m *testing.M) { testharness.Main(m) }
 // TestMigrationsRoundTrip: every migration rolls back cleanly and applies again.
 func TestMigrationsRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	pool, _ := testharness.FreshDB(t)
+	pool, err := db.Open(ctx, testharness.FreshPG(t).OwnerURL)
+	require.NoError(t, err)
+	defer pool.Close()
 	m, err := db.NewMigrator(pool, nil)
 	require.NoError(t, err)
 	defer m.Close()

@@ -44,7 +44,7 @@ func kindOf(err error) db.Kind {
 }
 
 func TestTreasuryRecordYieldIdempotent(t *testing.T) {
-	pool, _ := testharness.FreshDB(t)
+	pool := testharness.FreshPG(t).TreasuryPool
 	tr := db.NewTreasury(pool)
 	ctx := t.Context()
 	at := time.Date(2026, 3, 1, 10, 0, 0, 123456000, time.UTC)
@@ -78,7 +78,7 @@ func TestTreasuryRecordYieldIdempotent(t *testing.T) {
 }
 
 func TestTreasuryBailoutLifecycle(t *testing.T) {
-	pool, _ := testharness.FreshDB(t)
+	pool := testharness.FreshPG(t).TreasuryPool
 	tr := db.NewTreasury(pool)
 	ctx := t.Context()
 	at := time.Now().UTC()
@@ -127,6 +127,15 @@ func TestTreasuryBailoutLifecycle(t *testing.T) {
 	require.Equal(t, int64(6), n)
 }
 
+// openAs opens a pool on url, closed when the test ends.
+func openAs(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := db.Open(context.Background(), url)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 func count(t *testing.T, pool *pgxpool.Pool, sql string) int {
 	t.Helper()
 	var n int
@@ -137,8 +146,10 @@ func count(t *testing.T, pool *pgxpool.Pool, sql string) int {
 // The database itself refuses what Go code must never do: negative balances, reservations
 // above the balance, and rewriting history.
 func TestTreasuryConstraintsAndAppendOnly(t *testing.T) {
-	pool, _ := testharness.FreshDB(t)
-	tr := db.NewTreasury(pool)
+	pg := testharness.FreshPG(t)
+	tr := db.NewTreasury(pg.TreasuryPool)
+	// As the owner, who holds every privilege: what refuses is the schema itself.
+	pool := openAs(t, pg.OwnerURL)
 	ctx := t.Context()
 	_, err := tr.RecordYield(ctx, db.YieldInput{ID: uuid.New(), Asset: "USDC", GrossStroops: 500, OccurredAt: time.Now()})
 	require.NoError(t, err)
@@ -161,7 +172,7 @@ func TestTreasuryConstraintsAndAppendOnly(t *testing.T) {
 // A role other than the treasury role (what other parts of the service would be) can neither
 // read nor write schema treasury.
 func TestTreasurySegregation(t *testing.T) {
-	pool, _ := testharness.FreshDB(t)
+	pool := openAs(t, testharness.FreshPG(t).AdminURL)
 	ctx := t.Context()
 	_, err := pool.Exec(ctx, `DO $$ BEGIN
 		IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'treasury_outsider_test') THEN
@@ -185,14 +196,15 @@ func TestTreasurySegregation(t *testing.T) {
 	}
 	var owner string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT tableowner FROM pg_tables WHERE schemaname = 'treasury' AND tablename = 'balances'`).Scan(&owner))
-	require.Equal(t, db.TreasuryRole, owner)
+	require.Equal(t, db.OwnerRole, owner)
 }
 
 // Tampering with a stored event (done here as a superuser with the trigger disabled, as an
 // attacker with that power would) is found by VerifyChain.
 func TestTreasuryVerifyChainFindsTampering(t *testing.T) {
-	pool, _ := testharness.FreshDB(t)
-	tr := db.NewTreasury(pool)
+	pg := testharness.FreshPG(t)
+	tr := db.NewTreasury(pg.TreasuryPool)
+	pool := openAs(t, pg.AdminURL)
 	ctx := t.Context()
 	for i := range 3 {
 		_, err := tr.RecordYield(ctx, db.YieldInput{ID: uuid.New(), Asset: "XLM", GrossStroops: int64(1000 * (i + 1)), OccurredAt: time.Now()})
@@ -219,7 +231,7 @@ func TestTreasuryVerifyChainFindsTampering(t *testing.T) {
 // equals the fees credited minus the bailouts executed, reserved equals the pending bailouts,
 // nothing goes negative, and the chain verifies.
 func TestTreasuryBalanceInvariantsProperty(t *testing.T) {
-	pool, _ := testharness.FreshDB(t)
+	pool := testharness.FreshPG(t).TreasuryPool
 	tr := db.NewTreasury(pool)
 	ctx := t.Context()
 	r := rand.New(rand.NewPCG(4, 2))

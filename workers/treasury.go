@@ -17,12 +17,15 @@ func treasuryQueues() []queue {
 	return []queue{{name: workflows.TreasuryQueue, register: registerTreasury}}
 }
 
-// registerTreasury adds the bailout workflow and the treasury activities. With
-// TREASURY_DATABASE_URL the activities use their own pool logged in as the treasury role.
+// registerTreasury adds the bailout workflow and the treasury activities. The activities use
+// the treasury login's pool (Deps.TreasuryPool, else their own on TREASURY_DATABASE_URL): the
+// runtime role has no rights on schema treasury.
 func registerTreasury(ctx context.Context, w worker.Registry, d Deps) (func(), error) {
 	pool := d.Pool
 	var cleanup func()
-	if url := d.Config.Treasury.DatabaseURL; url != "" {
+	if d.TreasuryPool != nil {
+		pool = d.TreasuryPool
+	} else if url := d.Config.Treasury.DatabaseURL; url != "" {
 		p, err := db.Open(ctx, url)
 		if err != nil {
 			return nil, err

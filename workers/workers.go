@@ -26,10 +26,14 @@ import (
 // Deps are built once per process and shared by every worker in it.
 type Deps struct {
 	Client client.Client
-	Pool   *pgxpool.Pool
-	S3     *s3.Client
-	Config *config.Config
-	Logger *slog.Logger
+	// Pool connects as the runtime role (DATABASE_URL).
+	Pool *pgxpool.Pool
+	// TreasuryPool connects as the treasury login; nil means open TREASURY_DATABASE_URL
+	// (else Pool, which works only for a role that is a treasury member).
+	TreasuryPool *pgxpool.Pool
+	S3           *s3.Client
+	Config       *config.Config
+	Logger       *slog.Logger
 }
 
 // queue builds one task queue's worker.
@@ -139,4 +143,9 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Serves reports whether a worker started with TASK_QUEUES only (empty: all) serves queue.
+func Serves(only []string, queue string) bool {
+	return len(only) == 0 || slices.Contains(only, queue)
 }

@@ -51,7 +51,7 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.AddCommand(
-		a.devCmd(), a.apiCmd(), a.workerCmd(), a.migrateCmd(), a.tokenCmd(), a.demoCmd(), a.healthcheckCmd(),
+		a.devCmd(), a.apiCmd(), a.workerCmd(), a.migrateCmd(), a.dbCmd(), a.tokenCmd(), a.demoCmd(), a.healthcheckCmd(),
 	)
 	root.AddCommand(a.treasuryCommands()...)
 	root.AddCommand(a.backupCommands()...)

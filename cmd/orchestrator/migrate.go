@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -11,16 +12,20 @@ import (
 func (a *app) migrateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate",
-		Short: "Apply, roll back or list the database migrations (DATABASE_URL)",
+		Short: "Apply, roll back or list the database migrations (as the owner: MIGRATE_DATABASE_URL, else DATABASE_URL)",
 	}
 	run := func(do func(cmd *cobra.Command, m *db.Migrator) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, _ []string) error {
-			if err := a.cfg.RequireDatabase(); err != nil {
-				return err
+			url, variable := a.cfg.MigrateURL(), "MIGRATE_DATABASE_URL"
+			if a.cfg.Database.MigrateURL == "" {
+				variable = "DATABASE_URL"
+				if err := a.cfg.RequireDatabase(); err != nil {
+					return errors.New("MIGRATE_DATABASE_URL and DATABASE_URL: not set (the owner's URL, postgres://orchestrator_owner@host:5432/db)")
+				}
 			}
-			pool, err := db.Open(cmd.Context(), a.cfg.DatabaseURL)
+			pool, err := db.Open(cmd.Context(), url)
 			if err != nil {
-				return fmt.Errorf("DATABASE_URL: %w", err)
+				return fmt.Errorf("%s: %w", variable, err)
 			}
 			defer pool.Close()
 			m, err := db.NewMigrator(pool, nil)

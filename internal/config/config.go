@@ -45,6 +45,7 @@ type Config struct {
 	// separated); empty means all of them.
 	TaskQueues []string
 
+	Database Database
 	S3       S3
 	Auth     Auth
 	Treasury Treasury
@@ -114,6 +115,8 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		e.fail("HTTP_ADDR", fmt.Errorf("want host:port, got %q", c.HTTPAddr))
 	}
+
+	c.Database = loadDatabase(e)
 
 	c.S3 = S3{
 		Endpoint: e.url("S3_ENDPOINT"),

@@ -10,8 +10,11 @@ type Variable struct {
 // Variables lists every variable Load reads, for the README, .env.example and the test that
 // checks docker-compose.yml sets nothing the binary ignores.
 var Variables = []Variable{
-	{"DATABASE_URL", "(dev: found or started)", "PostgreSQL connection string of the application database"},
+	{"DATABASE_URL", "(dev: found or started)", "PostgreSQL URL of the runtime role orchestrator_app (API and workers); in dev, a server and an administrator on it"},
+	{"MIGRATE_DATABASE_URL", "(DATABASE_URL)", "PostgreSQL URL of the owner orchestrator_owner, for `migrate`"},
+	{"ADMIN_DATABASE_URL", "", "PostgreSQL URL of an administrator, for `db bootstrap` (or its --admin-url)"},
 	{"DATABASE_MAX_CONNS", "16", "most PostgreSQL connections a process's pool opens (API instances: sized for one)"},
+	{"ALLOW_PRIVILEGED_DATABASE_URL", "false", "let api/worker start with a DATABASE_URL that could reach the treasury (superuser or member)"},
 	{"TEMPORAL_ADDRESS", DefaultTemporalAddress, "Temporal frontend host:port (dev: embedded unless set)"},
 	{"TEMPORAL_NAMESPACE", DefaultTemporalNamespace, "Temporal namespace"},
 	{"HTTP_ADDR", DefaultHTTPAddr, "where the API listens"},
@@ -27,7 +30,7 @@ var Variables = []Variable{
 	{"JWT_SECRET", "(dev: generated in .data/jwt-secret)", "HS256 key for API tokens, at least 32 bytes"},
 	{"JWT_SECRET_FILE", "", "file holding JWT_SECRET"},
 	{"WS_ALLOWED_ORIGINS", "(none: browsers refused)", "browser origins allowed to open WebSockets"},
-	{"TREASURY_DATABASE_URL", "(DATABASE_URL with the treasury role)", "connection as the treasury's own database role"},
+	{"TREASURY_DATABASE_URL", "(required by api/worker)", "PostgreSQL URL of the treasury login orchestrator_treasury_login"},
 	{"HORIZON_URL", "(dev: local endpoint)", "Stellar Horizon server for bailout payments"},
 	{"STELLAR_NETWORK_PASSPHRASE", TestnetPassphrase, "Stellar network"},
 	{"TREASURY_ACCOUNT", "(dev: demo account)", "the treasury's Stellar account (G...)"},
@@ -35,7 +38,7 @@ var Variables = []Variable{
 	{"USDC_ISSUER", "(dev: demo issuer)", "issuer account of the accepted USDC"},
 	{"BAILOUT_TIMELOCK", "336h", "how long a bailout waits before it may execute"},
 	{"BAILOUT_GRACE_PERIOD", "168h", "how long after the timelock a bailout may still execute"},
-	{"BACKUP_DATABASE_URL", "(DATABASE_URL)", "the database that is backed up"},
+	{"BACKUP_DATABASE_URL", "(DATABASE_URL)", "the database that is backed up, as the read-only orchestrator_backup"},
 	{"BACKUP_RECIPIENTS", "(dev: demo recipient)", "age X25519 recipients (age1...), comma separated"},
 	{"BACKUP_RECIPIENTS_FILE", "", "file of age recipients, one a line"},
 	{"BACKUP_PASSPHRASE_FILE", "", "age passphrase (scrypt) mode instead of recipients"},

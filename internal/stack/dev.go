@@ -95,22 +95,38 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 		return err
 	}
 	stack.add("postgres", pg.Close)
+	adminURL := cfg.DatabaseURL
 	if pg.Source != pgcluster.SourceURL {
 		if opts.Database == "" {
 			opts.Database = "orchestrator"
 		}
-		if cfg.DatabaseURL, err = pg.EnsureDatabase(ctx, opts.Database); err != nil {
+		if adminURL, err = pg.EnsureDatabase(ctx, opts.Database); err != nil {
 			return err
 		}
+	}
+	roles, err := devRoles(ctx, cfg, adminURL)
+	if err != nil {
+		return err
+	}
+	migrator, err := db.Open(ctx, roles.Owner)
+	if err != nil {
+		return fmt.Errorf("PostgreSQL as %s: %w", db.OwnerRole, err)
+	}
+	err = db.MigrateUp(ctx, migrator, nil)
+	migrator.Close()
+	if err != nil {
+		return err
 	}
 	pool, err := db.OpenMax(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		return err
 	}
 	stack.add("postgres pool", func() error { pool.Close(); return nil })
-	if err := db.MigrateUp(ctx, pool, nil); err != nil {
+	tpool, err := db.Open(ctx, cfg.Treasury.DatabaseURL)
+	if err != nil {
 		return err
 	}
+	stack.add("postgres treasury pool", func() error { tpool.Close(); return nil })
 	dataset, err := SeedDemoOnce(ctx, pool, time.Now())
 	if err != nil {
 		return err
@@ -178,9 +194,9 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 		return fmt.Errorf("HTTP_ADDR: cannot listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return workers.Run(gctx, workerDeps(cfg, logger, tc, pool, s3c), cfg.TaskQueues) })
+	g.Go(func() error { return workers.Run(gctx, workerDeps(cfg, logger, tc, pool, tpool, s3c), cfg.TaskQueues) })
 	g.Go(func() error {
-		return serveListener(gctx, l, newAPIHandler(gctx, cfg, logger, pool, tc), logger)
+		return serveListener(gctx, l, newAPIHandler(gctx, cfg, logger, pool, tpool, tc), logger)
 	})
 
 	apiURL := "http://" + l.Addr().String()
@@ -208,6 +224,8 @@ func printBanner(w io.Writer, pgSource pgcluster.Source, apiURL, uiURL string, c
 	}
 	fmt.Fprintf(&b, "  Temporal     %s (namespace %s)\n", cfg.TemporalAddress, cfg.TemporalNamespace)
 	fmt.Fprintf(&b, "  PostgreSQL   %s (%s)\n", redactURL(cfg.DatabaseURL), pgSource)
+	fmt.Fprintf(&b, "  DB roles     API and workers as %s, treasury as %s, migrations as %s, pg_dump as %s\n",
+		db.AppRole, db.TreasuryLoginRole, db.OwnerRole, db.BackupRole)
 	fmt.Fprintf(&b, "  Object store %s (bucket %s)\n", cfg.S3.Endpoint, cfg.S3.Bucket)
 	for _, line := range extra {
 		fmt.Fprintf(&b, "  %s\n", line)
@@ -270,6 +288,9 @@ func appendDevEnv(path string, cfg *config.Config) error {
 	q := func(v string) string { return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'" }
 	block := "\n# The dev stack, for the CLI\n" +
 		"export DATABASE_URL=" + q(cfg.DatabaseURL) + "\n" +
+		"export TREASURY_DATABASE_URL=" + q(cfg.Treasury.DatabaseURL) + "\n" +
+		"export MIGRATE_DATABASE_URL=" + q(cfg.Database.MigrateURL) + "\n" +
+		"export BACKUP_DATABASE_URL=" + q(cfg.Backup.DatabaseURL) + "\n" +
 		"export TEMPORAL_ADDRESS=" + q(cfg.TemporalAddress) + "\n" +
 		"export S3_ENDPOINT=" + q(cfg.S3.Endpoint) + "\n" +
 		"export S3_BUCKET=" + q(cfg.S3.Bucket) + "\n"
@@ -298,6 +319,34 @@ func devSecret(path string) ([]byte, error) {
 		return nil, fmt.Errorf("dev secret %s: %w", path, err)
 	}
 	return []byte(secret), nil
+}
+
+// devRoles makes dev production-shaped: it runs the bootstrap on the database adminURL
+// names, then points the configuration at the roles it made: DATABASE_URL at the runtime
+// role, TREASURY_DATABASE_URL at the treasury login, MIGRATE_DATABASE_URL at the owner,
+// BACKUP_DATABASE_URL at the read-only backup role (each unless set), and drills at the
+// administrator (they create scratch databases). Role passwords are derived from the
+// administrator's (db.DevRoleURLs), or none where the server trusts loopback.
+func devRoles(ctx context.Context, cfg *config.Config, adminURL string) (db.RoleURLs, error) {
+	roles, passwords, err := db.DevRoleURLs(adminURL)
+	if err != nil {
+		return roles, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if err := db.Bootstrap(ctx, adminURL, db.BootstrapOptions{Passwords: passwords}); err != nil {
+		return roles, fmt.Errorf("dev runs `db bootstrap` with the server's administrator (DATABASE_URL, when set, must be one; unset it to use the local server): %w", err)
+	}
+	cfg.DatabaseURL = roles.App
+	cfg.Database.MigrateURL = roles.Owner
+	if cfg.Treasury.DatabaseURL == "" {
+		cfg.Treasury.DatabaseURL = roles.Treasury
+	}
+	if cfg.Backup.DatabaseURL == "" {
+		cfg.Backup.DatabaseURL = roles.Backup
+	}
+	if cfg.Backup.DrillDatabaseURL == "" {
+		cfg.Backup.DrillDatabaseURL = adminURL
+	}
+	return roles, nil
 }
 
 // devSetup fills in one domain's dev defaults in cfg (keys, endpoints) from state under

@@ -26,6 +26,7 @@ import (
 	"github.com/creatorvault/orchestrator/internal/config"
 	"github.com/creatorvault/orchestrator/internal/objstore"
 	"github.com/creatorvault/orchestrator/workers"
+	"github.com/creatorvault/orchestrator/workflows"
 )
 
 // RunAPI serves the HTTP API until ctx ends. Temporal is dialled lazily: the API starts while
@@ -37,17 +38,55 @@ func RunAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger) error 
 	if err := cfg.RequireJWTSecret(); err != nil {
 		return err
 	}
-	pool, err := db.OpenMax(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
+	pool, tpool, err := openPools(ctx, cfg, true)
 	if err != nil {
-		return fmt.Errorf("DATABASE_URL: %w", err)
+		return err
 	}
 	defer pool.Close()
+	defer tpool.Close()
 	tc, err := client.NewLazyClient(clientOptions(cfg, logger))
 	if err != nil {
 		return fmt.Errorf("TEMPORAL_ADDRESS: %w", err)
 	}
 	defer tc.Close()
-	return serveAPI(ctx, cfg, logger, pool, tc)
+	return serveAPI(ctx, cfg, logger, pool, tpool, tc)
+}
+
+// openPools opens the runtime role's pool (DATABASE_URL) and, when the process needs the
+// treasury, the treasury login's (TREASURY_DATABASE_URL, else DATABASE_URL). It refuses
+// roles in the wrong place: a DATABASE_URL that could reach the treasury (unless
+// ALLOW_PRIVILEGED_DATABASE_URL), a treasury URL that is not the treasury's.
+func openPools(ctx context.Context, cfg *config.Config, treasury bool) (pool, tpool *pgxpool.Pool, err error) {
+	pool, err = db.OpenMax(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
+	if err != nil {
+		return nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			pool.Close()
+		}
+	}()
+	if !cfg.Database.AllowPrivileged {
+		if err := db.CheckRuntimeRole(ctx, pool, "DATABASE_URL", "ALLOW_PRIVILEGED_DATABASE_URL"); err != nil {
+			return nil, nil, err
+		}
+	}
+	if !treasury {
+		return pool, nil, nil
+	}
+	turl, tvar := cfg.Treasury.DatabaseURL, "TREASURY_DATABASE_URL"
+	if turl == "" {
+		turl, tvar = cfg.DatabaseURL, "TREASURY_DATABASE_URL (unset, so DATABASE_URL)"
+	}
+	tpool, err = db.Open(ctx, turl)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", tvar, err)
+	}
+	if err := db.CheckTreasuryRole(ctx, tpool, tvar); err != nil {
+		tpool.Close()
+		return nil, nil, err
+	}
+	return pool, tpool, nil
 }
 
 // RunWorker runs the Temporal workers until ctx ends. It fails at once when Temporal cannot
@@ -56,16 +95,19 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 	if err := cfg.RequireDatabase(); err != nil {
 		return err
 	}
+	pool, tpool, err := openPools(ctx, cfg, workers.Serves(cfg.TaskQueues, workflows.TreasuryQueue))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if tpool != nil {
+		defer tpool.Close()
+	}
 	tc, err := DialTemporal(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	defer pool.Close()
 	s3c, err := objstore.NewClient(ctx, cfg.S3, objstore.Options{})
 	if err != nil {
 		return err
@@ -81,7 +123,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 		g.Go(func() error { return serveHTTP(ctx, cfg.MetricsAddr, opsHandler(), logger) })
 	}
 	g.Go(func() error {
-		return workers.Run(ctx, workerDeps(cfg, logger, tc, pool, s3c), cfg.TaskQueues)
+		return workers.Run(ctx, workerDeps(cfg, logger, tc, pool, tpool, s3c), cfg.TaskQueues)
 	})
 	return g.Wait()
 }
@@ -105,16 +147,16 @@ func clientOptions(cfg *config.Config, logger *slog.Logger) client.Options {
 	}
 }
 
-func workerDeps(cfg *config.Config, logger *slog.Logger, tc client.Client, pool *pgxpool.Pool, s3c *s3.Client) workers.Deps {
-	return workers.Deps{Client: tc, Pool: pool, S3: s3c, Config: cfg, Logger: logger}
+func workerDeps(cfg *config.Config, logger *slog.Logger, tc client.Client, pool, tpool *pgxpool.Pool, s3c *s3.Client) workers.Deps {
+	return workers.Deps{Client: tc, Pool: pool, TreasuryPool: tpool, S3: s3c, Config: cfg, Logger: logger}
 }
 
-func serveAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger, pool *pgxpool.Pool, tc client.Client) error {
-	return serveHTTP(ctx, cfg.HTTPAddr, newAPIHandler(ctx, cfg, logger, pool, tc), logger)
+func serveAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger, pool, tpool *pgxpool.Pool, tc client.Client) error {
+	return serveHTTP(ctx, cfg.HTTPAddr, newAPIHandler(ctx, cfg, logger, pool, tpool, tc), logger)
 }
 
-func newAPIHandler(ctx context.Context, cfg *config.Config, logger *slog.Logger, pool *pgxpool.Pool, tc client.Client) http.Handler {
-	return api.NewRouter(api.Deps{Pool: pool, Temporal: tc, Config: cfg, Logger: logger, Context: ctx})
+func newAPIHandler(ctx context.Context, cfg *config.Config, logger *slog.Logger, pool, tpool *pgxpool.Pool, tc client.Client) http.Handler {
+	return api.NewRouter(api.Deps{Pool: pool, TreasuryPool: tpool, Temporal: tc, Config: cfg, Logger: logger, Context: ctx})
 }
 
 // opsHandler serves a worker's /health and /metrics.

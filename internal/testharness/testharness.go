@@ -64,14 +64,26 @@ func Main(m *testing.M) {
 
 // ---- PostgreSQL ----
 
-// PG is the package's PostgreSQL: a server and a migrated database on it.
+// PG is the package's PostgreSQL: a server and a migrated database on it, with the roles
+// exactly as `orchestrator db bootstrap` makes them.
 type PG struct {
-	// Server is where the databases live.
+	// Server is where the databases live; its URL is an administrator's.
 	Server *pgcluster.Server
-	// URL is the package database's connection string.
+	// URL is the package database's connection string as the runtime role orchestrator_app
+	// (what DATABASE_URL is in production).
 	URL string
-	// Pool is connected to the package database.
+	// Pool is connected to the package database as the runtime role.
 	Pool *pgxpool.Pool
+	// TreasuryURL and TreasuryPool connect as the treasury login
+	// (orchestrator_treasury_login, TREASURY_DATABASE_URL).
+	TreasuryURL  string
+	TreasuryPool *pgxpool.Pool
+	// OwnerURL connects as the owner and migrator (orchestrator_owner).
+	OwnerURL string
+	// BackupURL connects as the read-only orchestrator_backup (pg_dump).
+	BackupURL string
+	// AdminURL connects to the package database as the server's administrator.
+	AdminURL string
 	// template is a migrated database nobody connects to, cloned by FreshDB.
 	template string
 }
@@ -92,10 +104,17 @@ func Postgres(tb testing.TB) *PG {
 	return pgVal
 }
 
-// Pool is a shorthand for Postgres(tb).Pool.
+// Pool is the package database as the runtime role orchestrator_app: DML on the
+// application's tables, nothing on schema treasury.
 func Pool(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
 	return Postgres(tb).Pool
+}
+
+// TreasuryPool is the package database as the treasury login: what db.NewTreasury needs.
+func TreasuryPool(tb testing.TB) *pgxpool.Pool {
+	tb.Helper()
+	return Postgres(tb).TreasuryPool
 }
 
 func startPostgres() (*PG, error) {
@@ -112,20 +131,53 @@ func startPostgres() (*PG, error) {
 		return nil, err
 	}
 	atEnd(func() { _ = srv.DropDatabase(context.Background(), tmpl) })
-	if err := migrateURL(ctx, tmplURL); err != nil {
+	roles, err := bootstrap(ctx, tmplURL)
+	if err != nil {
 		return nil, err
 	}
-	url, err := srv.CreateDatabase(ctx, name, tmpl)
-	if err != nil {
+	if err := migrateURL(ctx, roles.Owner); err != nil {
+		return nil, err
+	}
+	pg := &PG{Server: srv, template: tmpl}
+	if err := pg.clone(ctx, name); err != nil {
 		return nil, err
 	}
 	atEnd(func() { _ = srv.DropDatabase(context.Background(), name) })
-	pool, err := db.Open(ctx, url)
-	if err != nil {
+	if pg.Pool, err = db.Open(ctx, pg.URL); err != nil {
 		return nil, err
 	}
-	atEnd(pool.Close)
-	return &PG{Server: srv, URL: url, Pool: pool, template: tmpl}, nil
+	atEnd(pg.Pool.Close)
+	if pg.TreasuryPool, err = db.Open(ctx, pg.TreasuryURL); err != nil {
+		return nil, err
+	}
+	atEnd(pg.TreasuryPool.Close)
+	return pg, nil
+}
+
+// clone creates database name from the migrated template, bootstraps it (a database's own
+// owner and grants are not copied from its template) and fills in the URLs.
+func (pg *PG) clone(ctx context.Context, name string) error {
+	adminURL, err := pg.Server.CreateDatabase(ctx, name, pg.template)
+	if err != nil {
+		return err
+	}
+	roles, err := bootstrap(ctx, adminURL)
+	if err != nil {
+		_ = pg.Server.DropDatabase(context.Background(), name)
+		return err
+	}
+	pg.AdminURL, pg.URL, pg.TreasuryURL, pg.OwnerURL, pg.BackupURL = adminURL, roles.App, roles.Treasury, roles.Owner, roles.Backup
+	return nil
+}
+
+// bootstrap runs `orchestrator db bootstrap` on the database adminURL points at and returns
+// the login roles' URLs (db.DevRoleURLs: passwords derived from the administrator's).
+func bootstrap(ctx context.Context, adminURL string) (db.RoleURLs, error) {
+	roles, passwords, err := db.DevRoleURLs(adminURL)
+	if err != nil {
+		return roles, err
+	}
+	return roles, db.Bootstrap(ctx, adminURL, db.BootstrapOptions{Passwords: passwords})
 }
 
 // ResolveServer finds a server like `make run` does (url, else probe, else a throwaway
@@ -159,26 +211,36 @@ func migrateURL(ctx context.Context, url string) error {
 	return db.MigrateUp(ctx, pool, nil)
 }
 
-// FreshDB returns a new migrated database of its own, dropped when the test ends: for tests
-// that need an empty database or must not see other tests' rows.
+// FreshDB returns a new migrated database of its own, dropped when the test ends, connected
+// as the runtime role (the URL is the runtime role's too): for tests that need an empty
+// database or must not see other tests' rows. FreshPG gives the other roles' URLs.
 func FreshDB(tb testing.TB) (*pgxpool.Pool, string) {
+	tb.Helper()
+	pg := FreshPG(tb)
+	return pg.Pool, pg.URL
+}
+
+// FreshPG is FreshDB with every role's URL and a treasury pool.
+func FreshPG(tb testing.TB) *PG {
 	tb.Helper()
 	pg := Postgres(tb)
 	ctx := context.Background()
 	name := "test_" + packageTag() + "_" + randomHex(6)
-	url, err := pg.Server.CreateDatabase(ctx, name, pg.template)
-	if err != nil {
+	fresh := &PG{Server: pg.Server, template: pg.template}
+	if err := fresh.clone(ctx, name); err != nil {
 		tb.Fatalf("fresh database: %v", err)
 	}
-	pool, err := db.Open(ctx, url)
-	if err != nil {
+	tb.Cleanup(func() { _ = pg.Server.DropDatabase(context.Background(), name) })
+	var err error
+	if fresh.Pool, err = db.Open(ctx, fresh.URL); err != nil {
 		tb.Fatalf("fresh database: %v", err)
 	}
-	tb.Cleanup(func() {
-		pool.Close()
-		_ = pg.Server.DropDatabase(context.Background(), name)
-	})
-	return pool, url
+	tb.Cleanup(fresh.Pool.Close)
+	if fresh.TreasuryPool, err = db.Open(ctx, fresh.TreasuryURL); err != nil {
+		tb.Fatalf("fresh database: %v", err)
+	}
+	tb.Cleanup(fresh.TreasuryPool.Close)
+	return fresh
 }
 
 // ---- Temporal ----
