@@ -46,7 +46,7 @@ type Server struct {
 	cfg          *config.Config
 	logger       *slog.Logger
 	now          func() time.Time
-	rt           *realtime
+	hub          *wsHub
 }
 
 // NewRouter builds the HTTP handler with every route of the API.
@@ -93,7 +93,7 @@ func newServer(d Deps) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.rt = newRealtime(s, d.Context, d.Realtime)
+	s.hub = newWSHub(s, d.Context, d.Realtime)
 	return s
 }
 

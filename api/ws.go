@@ -154,7 +154,7 @@ func (s *Server) serveWS(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h := s.rt
+	h := s.hub
 	if err := h.start(c); err != nil {
 		fail(c, http.StatusServiceUnavailable, "unavailable", "real-time delivery is not available")
 		return
@@ -251,7 +251,7 @@ type outFrame struct {
 // listener reconnected), from the database page by page as fast as the client reads. Only a
 // client that stops reading (a write blocked for WriteWait) or answering pings is closed.
 type wsConn struct {
-	h    *realtime
+	h    *wsHub
 	ws   *websocket.Conn
 	user Principal
 	id   uuid.UUID

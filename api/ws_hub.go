@@ -82,13 +82,13 @@ func (o RealtimeOptions) withDefaults() RealtimeOptions {
 // can find it in pg_stat_activity.
 const listenerName = "orchestrator-realtime-listener"
 
-// realtime is one API instance's hub: the registry of its open WebSockets by user (several
+// wsHub is one API instance's WebSocket hub: the registry of its open WebSockets by user (several
 // devices per user), and one dedicated PostgreSQL connection LISTENing for the events of every
 // instance. Events carry ids only. The listener never queries: it hands message ids to the
 // fetcher (many ids per query, in order) and presence changes to the presence worker, so
 // nothing waits behind a query. The registry lock is never held across I/O: delivering only
 // enqueues into a connection's bounded buffer, or marks it to catch up from the database.
-type realtime struct {
+type wsHub struct {
 	s        *Server
 	ctx      context.Context
 	opts     RealtimeOptions
@@ -112,11 +112,11 @@ type realtime struct {
 	typingLast map[[2]uuid.UUID]time.Time
 }
 
-func newRealtime(s *Server, ctx context.Context, opts RealtimeOptions) *realtime {
+func newWSHub(s *Server, ctx context.Context, opts RealtimeOptions) *wsHub {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return &realtime{s: s, ctx: ctx, opts: opts.withDefaults(), instance: uuid.New(),
+	return &wsHub{s: s, ctx: ctx, opts: opts.withDefaults(), instance: uuid.New(),
 		conns: map[uuid.UUID]map[*wsConn]struct{}{}, ready: make(chan struct{}),
 		msgs: make(chan db.MessageEvent, 16<<10), presence: make(chan db.PresenceEvent, 4<<10),
 		typingLast: map[[2]uuid.UUID]time.Time{}}
@@ -125,7 +125,7 @@ func newRealtime(s *Server, ctx context.Context, opts RealtimeOptions) *realtime
 // start runs the listener, the fetcher, the presence worker, the lease keeper and the
 // shutdown watcher on first use, and waits until LISTEN is in place and the lease taken (so a
 // connection registered after start misses no event and its session is leased).
-func (h *realtime) start(ctx context.Context) error {
+func (h *wsHub) start(ctx context.Context) error {
 	h.startOnce.Do(func() {
 		go h.listen()
 		go h.fetchLoop()
@@ -151,7 +151,7 @@ var realtimeChannels = []string{db.MessagesChannel, db.ReceiptsChannel, db.Typin
 // listen holds a dedicated connection LISTENing on the real-time channels, reconnecting after
 // a failure, until the server's context ends. After a reconnect every socket here catches up
 // from the database (what was committed while nobody listened) before new events reach it.
-func (h *realtime) listen() {
+func (h *wsHub) listen() {
 	var once sync.Once
 	backoff := 100 * time.Millisecond
 	for reconnect := false; h.ctx.Err() == nil; reconnect = true {
@@ -177,7 +177,7 @@ func (h *realtime) listen() {
 	}
 }
 
-func (h *realtime) listenOnce(reconnect bool, ready func()) error {
+func (h *wsHub) listenOnce(reconnect bool, ready func()) error {
 	cfg := h.s.pool.Config().ConnConfig.Copy()
 	cfg.RuntimeParams["application_name"] = listenerName
 	conn, err := pgx.ConnectConfig(h.ctx, cfg)
@@ -211,7 +211,7 @@ func (h *realtime) listenOnce(reconnect bool, ready func()) error {
 }
 
 // route hands one notification on without touching the database.
-func (h *realtime) route(channel string, payload []byte) {
+func (h *wsHub) route(channel string, payload []byte) {
 	switch channel {
 	case db.MessagesChannel:
 		var ev db.MessageEvent
@@ -250,7 +250,7 @@ func (h *realtime) route(channel string, payload []byte) {
 // fetchLoop loads announced messages many ids per query, in the order they were announced,
 // and delivers them. While one query runs the next ids gather, so a busy hub makes fewer,
 // larger queries instead of a queue of small ones.
-func (h *realtime) fetchLoop() {
+func (h *wsHub) fetchLoop() {
 	batch := make([]db.MessageEvent, 0, h.opts.FetchBatch)
 	for {
 		batch = batch[:0]
@@ -273,7 +273,7 @@ func (h *realtime) fetchLoop() {
 	}
 }
 
-func (h *realtime) fetchAndDeliver(batch []db.MessageEvent) {
+func (h *wsHub) fetchAndDeliver(batch []db.MessageEvent) {
 	ids := make([]uuid.UUID, len(batch))
 	for i, ev := range batch {
 		ids[i] = ev.ID
@@ -303,7 +303,7 @@ func (h *realtime) fetchAndDeliver(batch []db.MessageEvent) {
 	}
 }
 
-func (h *realtime) raiseFloor(k db.MessageKey) {
+func (h *wsHub) raiseFloor(k db.MessageKey) {
 	h.floorMu.Lock()
 	defer h.floorMu.Unlock()
 	if keyAfter(k, h.floor) {
@@ -311,7 +311,7 @@ func (h *realtime) raiseFloor(k db.MessageKey) {
 	}
 }
 
-func (h *realtime) currentFloor() db.MessageKey {
+func (h *wsHub) currentFloor() db.MessageKey {
 	h.floorMu.Lock()
 	defer h.floorMu.Unlock()
 	return h.floor
@@ -336,14 +336,14 @@ func uuidLess(a, b uuid.UUID) bool {
 
 // catchUpAll makes every socket here catch up from the database: events may have been lost
 // while LISTEN was down.
-func (h *realtime) catchUpAll() {
+func (h *wsHub) catchUpAll() {
 	for _, c := range h.all() {
 		c.catchUp()
 	}
 }
 
 // presenceLoop tells a user's contacts here that they came online or went offline.
-func (h *realtime) presenceLoop() {
+func (h *wsHub) presenceLoop() {
 	for {
 		var ev db.PresenceEvent
 		select {
@@ -368,7 +368,7 @@ func (h *realtime) presenceLoop() {
 // leaseLoop renews this instance's lease, records its sessions again if the lease had lapsed
 // (the instance was paused and its sessions reaped), removes the sessions of instances whose
 // lease lapsed, and forgets old typing throttles. At shutdown it gives up the lease.
-func (h *realtime) leaseLoop() {
+func (h *wsHub) leaseLoop() {
 	<-h.ready
 	t := time.NewTicker(h.opts.HeartbeatInterval)
 	defer t.Stop()
@@ -386,7 +386,7 @@ func (h *realtime) leaseLoop() {
 	}
 }
 
-func (h *realtime) keepLease() {
+func (h *wsHub) keepLease() {
 	ctx, cancel := context.WithTimeout(h.ctx, h.opts.HeartbeatInterval)
 	defer cancel()
 	renewed, err := db.Heartbeat(ctx, h.s.pool, h.instance)
@@ -418,14 +418,14 @@ func (h *realtime) keepLease() {
 
 // warn logs a failure of the hub's background work, unless the server is stopping (then
 // failures are expected and nobody reads the log).
-func (h *realtime) warn(msg string, err error) {
+func (h *wsHub) warn(msg string, err error) {
 	if h.ctx.Err() == nil {
 		h.s.logger.Warn(msg, "error", err)
 	}
 }
 
 // typingAllowed passes at most one Typing per user and conversation per TypingInterval.
-func (h *realtime) typingAllowed(from, to uuid.UUID) bool {
+func (h *wsHub) typingAllowed(from, to uuid.UUID) bool {
 	now := time.Now()
 	k := [2]uuid.UUID{from, to}
 	h.typingMu.Lock()
@@ -447,7 +447,7 @@ func newMessageFrameOf(m db.Message) newMessageFrame {
 }
 
 // deliverMessage pushes a new message to its recipient's sockets here.
-func (h *realtime) deliverMessage(m db.Message) {
+func (h *wsHub) deliverMessage(m db.Message) {
 	cs := h.connsOf(m.RecipientID)
 	if len(cs) == 0 {
 		return
@@ -458,13 +458,13 @@ func (h *realtime) deliverMessage(m db.Message) {
 	}
 }
 
-func (h *realtime) hasUser(u uuid.UUID) bool {
+func (h *wsHub) hasUser(u uuid.UUID) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return len(h.conns[u]) > 0
 }
 
-func (h *realtime) connsOf(u uuid.UUID) []*wsConn {
+func (h *wsHub) connsOf(u uuid.UUID) []*wsConn {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	out := make([]*wsConn, 0, len(h.conns[u]))
@@ -475,7 +475,7 @@ func (h *realtime) connsOf(u uuid.UUID) []*wsConn {
 }
 
 // push offers frame to every socket of user on this instance; a full buffer drops it.
-func (h *realtime) push(user uuid.UUID, typ string, frame any) {
+func (h *wsHub) push(user uuid.UUID, typ string, frame any) {
 	cs := h.connsOf(user)
 	if len(cs) == 0 {
 		return
@@ -486,7 +486,7 @@ func (h *realtime) push(user uuid.UUID, typ string, frame any) {
 	}
 }
 
-func (h *realtime) register(c *wsConn) {
+func (h *wsHub) register(c *wsConn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m := h.conns[c.user.UserID]
@@ -498,7 +498,7 @@ func (h *realtime) register(c *wsConn) {
 	wsOpenSockets.Inc()
 }
 
-func (h *realtime) unregister(c *wsConn) {
+func (h *wsHub) unregister(c *wsConn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if m := h.conns[c.user.UserID]; m != nil {
@@ -512,7 +512,7 @@ func (h *realtime) unregister(c *wsConn) {
 	}
 }
 
-func (h *realtime) all() []*wsConn {
+func (h *wsHub) all() []*wsConn {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	var all []*wsConn
@@ -526,7 +526,7 @@ func (h *realtime) all() []*wsConn {
 
 // closeAll closes every socket with 1001 going away: the server is shutting down and clients
 // should reconnect elsewhere.
-func (h *realtime) closeAll() {
+func (h *wsHub) closeAll() {
 	for _, c := range h.all() {
 		c.close(closeGoingAway, "server shutting down")
 	}
