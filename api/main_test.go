@@ -39,18 +39,24 @@ type env struct {
 	t      *testing.T
 	router *gin.Engine
 	pool   *pgxpool.Pool
-	clock  *clock
+	// tpool is the treasury login's pool (newEnv sets it; nil for other envs).
+	tpool *pgxpool.Pool
+	clock *clock
+	// conform, when set, checks every request e.do sends and its answer (see
+	// openapi_conformance_test.go).
+	conform func(method, path string, header http.Header, body []byte, code int, respHeader http.Header, resp []byte)
 }
 
 type envOption func(*Deps)
 
 func withTemporal(c client.Client) envOption { return func(d *Deps) { d.Temporal = c } }
 
-// newEnv builds the router on a fresh database, so tests can count rows.
+// newEnv builds the router on a fresh database, so tests can count rows: the runtime role's
+// pool, and the treasury login's for the treasury endpoints.
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	pool, _ := testharness.FreshDB(t)
-	return newEnvOn(t, pool, opts...)
+	pg := testharness.FreshPG(t)
+	return newEnvOn(t, pg.Pool, append([]envOption{func(d *Deps) { d.TreasuryPool = pg.TreasuryPool }}, opts...)...)
 }
 
 func newEnvOn(t *testing.T, pool *pgxpool.Pool, opts ...envOption) *env {
@@ -63,7 +69,7 @@ func newEnvOn(t *testing.T, pool *pgxpool.Pool, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&d)
 	}
-	return &env{t: t, router: NewRouter(d), pool: pool, clock: clk}
+	return &env{t: t, router: NewRouter(d), pool: pool, tpool: d.TreasuryPool, clock: clk}
 }
 
 // user is a caller with a token.
@@ -111,13 +117,16 @@ func (r response) ErrorCode(t *testing.T) string {
 func (e *env) do(method, path string, token string, body any) response {
 	e.t.Helper()
 	var rd io.Reader
+	var raw []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
+		raw = []byte(b)
 		rd = strings.NewReader(b)
 	default:
 		buf, err := json.Marshal(b)
 		require.NoError(e.t, err)
+		raw = buf
 		rd = bytes.NewReader(buf)
 	}
 	req := httptest.NewRequest(method, path, rd)
@@ -127,8 +136,12 @@ func (e *env) do(method, path string, token string, body any) response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	header := req.Header.Clone()
 	w := httptest.NewRecorder()
 	e.router.ServeHTTP(w, req)
+	if e.conform != nil {
+		e.conform(method, path, header, raw, w.Code, w.Header(), w.Body.Bytes())
+	}
 	return response{Code: w.Code, Header: w.Header(), Body: w.Body.Bytes()}
 }
 

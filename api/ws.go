@@ -189,17 +189,10 @@ func (s *Server) serveWS(c *gin.Context) {
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
 	// Where this socket starts: after the client's message, or where this hub's deliveries
-	// stood before the client was told it is connected (the 101). The socket is registered
-	// for live events only after the queries below, so its first pass reads from the database
-	// what was committed meanwhile: a client that sends itself a message (or has one sent) the
-	// moment it is connected still gets it.
-	conn.base, conn.catchingUp, conn.dirty = h.currentFloor(), true, true
-	ws, err := up.Upgrade(c.Writer, c.Request, nil)
-	if err != nil {
-		return // the upgrader has answered
-	}
-	conn.ws = ws
-
+	// stand now. The socket is registered for live events before the client is told it is
+	// connected (the 101): a client that has a message sent (or someone typing to it) the
+	// moment it is connected gets it.
+	conn.base = h.currentFloor()
 	if after != uuid.Nil {
 		k, err := db.MessageKeyFor(ctx, s.pool, p.UserID, after)
 		if err != nil {
@@ -218,6 +211,11 @@ func (s *Server) serveWS(c *gin.Context) {
 	}
 	h.register(conn)
 	defer h.unregister(conn)
+	ws, err := up.Upgrade(c.Writer, c.Request, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	conn.ws = ws
 	go conn.writePump()
 	conn.readPump(c, s)
 }
