@@ -16,10 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// checkAgainstOpenAPI makes e.do validate each request it sends (when the API accepted it:
+// checkAgainstOpenAPI returns how many calls it has checked so far, and makes e.do validate each request it sends (when the API accepted it:
 // refused requests are often invalid on purpose) and every answer, refusals included, against
 // /openapi.json with kin-openapi: paths, parameters, bodies, status codes and schemas.
-func checkAgainstOpenAPI(t *testing.T, e *env) {
+func checkAgainstOpenAPI(t *testing.T, e *env) (checked func() int) {
 	doc, err := OpenAPIDocument()
 	require.NoError(t, err)
 	spec, err := openapi3.NewLoader().LoadFromData(doc)
@@ -27,8 +27,10 @@ func checkAgainstOpenAPI(t *testing.T, e *env) {
 	spec.Servers = nil // the requests go to the router directly
 	router, err := legacy.NewRouter(spec)
 	require.NoError(t, err)
+	n := 0
 	e.conform = func(method, path string, header http.Header, body []byte, code int, respHeader http.Header, resp []byte) {
 		t.Helper()
+		n++
 		req := httptest.NewRequest(method, path, bytes.NewReader(body))
 		req.Header = header
 		route, params, err := router.FindRoute(req)
@@ -42,6 +44,7 @@ func checkAgainstOpenAPI(t *testing.T, e *env) {
 			Body: io.NopCloser(bytes.NewReader(resp)), Options: opts}
 		require.NoError(t, openapi3filter.ValidateResponse(context.Background(), out), "answer to %s %s: %d %s", method, path, code, resp)
 	}
+	return func() int { return n }
 }
 
 // A client's day through the API, every request and answer checked against the document:
@@ -49,7 +52,7 @@ func checkAgainstOpenAPI(t *testing.T, e *env) {
 // revenue, and the refusals a client meets (400, 401, 403, 404).
 func TestRequestsAndAnswersMatchOpenAPI(t *testing.T) {
 	e := newEnv(t)
-	checkAgainstOpenAPI(t, e)
+	checked := checkAgainstOpenAPI(t, e)
 	svc := e.service().Token
 	admin := e.as(RoleAdmin).Token
 
@@ -97,4 +100,5 @@ func TestRequestsAndAnswersMatchOpenAPI(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, e.do(http.MethodGet, "/api/v1/comments/"+p.creator.ID.String(), p.outsider.Token, nil).Code)
 	require.Equal(t, http.StatusNotFound, e.do(http.MethodGet, "/api/v1/keys/"+uuid.NewString(), w.gold.Token, nil).Code)
 	e.do(http.MethodGet, "/health", "", nil)
+	require.GreaterOrEqual(t, checked(), 40, "the helpers' calls are checked too")
 }
