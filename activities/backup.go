@@ -248,7 +248,9 @@ func (a *Drill) Restore(ctx context.Context, in DrillRestoreInput) (DrillRestore
 	res, err := backup.Restore(ctx, a.Store, backup.RestoreOptions{
 		ID: in.BackupID, TargetURL: pgcluster.WithDatabase(a.ServerURL, name), Identities: a.Identities,
 		Jobs: a.Jobs, PGBinDir: a.PGBinDir,
-		Progress: func(p string, d, _ int64) { phase.Store(p); done.Store(d) },
+		// The drill's role (DRILL_DATABASE_URL) owns the scratch database and nothing else.
+		NoPrivileges: true,
+		Progress:     func(p string, d, _ int64) { phase.Store(p); done.Store(d) },
 	})
 	if err != nil {
 		if res != nil && len(res.Mismatches) > 0 {

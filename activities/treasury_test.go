@@ -28,7 +28,7 @@ type treasuryFixture struct {
 }
 
 func newTreasuryFixture(t *testing.T) *treasuryFixture {
-	pool, _ := testharness.FreshDB(t)
+	pool := testharness.FreshPG(t).TreasuryPool
 	f := &treasuryFixture{now: time.Now().UTC()}
 	var keys []string
 	for range 5 {

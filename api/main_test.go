@@ -39,7 +39,7 @@ type env struct {
 	t      *testing.T
 	router *gin.Engine
 	pool   *pgxpool.Pool
-	// tpool is the treasury login's pool (newEnv sets it; nil for other envs).
+	// tpool is the treasury login's pool (nil when the test gave none).
 	tpool *pgxpool.Pool
 	clock *clock
 	// conform, when set, checks every request e.do sends and its answer (see
@@ -56,8 +56,10 @@ func withTemporal(c client.Client) envOption { return func(d *Deps) { d.Temporal
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	pg := testharness.FreshPG(t)
-	return newEnvOn(t, pg.Pool, append([]envOption{func(d *Deps) { d.TreasuryPool = pg.TreasuryPool }}, opts...)...)
+	return newEnvOn(t, pg.Pool, append([]envOption{withTreasuryPool(pg.TreasuryPool)}, opts...)...)
 }
+
+func withTreasuryPool(p *pgxpool.Pool) envOption { return func(d *Deps) { d.TreasuryPool = p } }
 
 func newEnvOn(t *testing.T, pool *pgxpool.Pool, opts ...envOption) *env {
 	t.Helper()
@@ -148,7 +150,18 @@ func (e *env) do(method, path string, token string, body any) response {
 // count returns a row count of a query.
 func (e *env) count(sql string, args ...any) int {
 	e.t.Helper()
+	return e.countOn(e.pool, sql, args...)
+}
+
+// treasuryCount counts in schema treasury, as the treasury login (the runtime role may not).
+func (e *env) treasuryCount(sql string, args ...any) int {
+	e.t.Helper()
+	return e.countOn(e.tpool, sql, args...)
+}
+
+func (e *env) countOn(pool *pgxpool.Pool, sql string, args ...any) int {
+	e.t.Helper()
 	var n int
-	require.NoError(e.t, e.pool.QueryRow(e.t.Context(), sql, args...).Scan(&n))
+	require.NoError(e.t, pool.QueryRow(e.t.Context(), sql, args...).Scan(&n))
 	return n
 }

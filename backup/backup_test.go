@@ -49,7 +49,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
-	pool, url := testharness.FreshDB(t)
+	pool, url := testharness.FreshAdminDB(t)
 	seed(t, pool)
 	s := testharness.NewS3(t)
 	id, err := age.GenerateX25519Identity()

@@ -126,7 +126,7 @@ func freePort(t *testing.T) int {
 func TestBackupAgainstMinIO(t *testing.T) {
 	ctx := context.Background()
 	st := startMinIO(t)
-	pool, url := testharness.FreshDB(t)
+	pool, url := testharness.FreshAdminDB(t)
 	seed(t, pool)
 	// About 100 MB of incompressible bytes: zstd cannot shrink it, so the stored object is
 	// many parts long and larger than what the pipeline may hold in memory.

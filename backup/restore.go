@@ -31,6 +31,10 @@ type RestoreOptions struct {
 	Identities []age.Identity
 	// Clean lets the restore go into a non-empty database (pg_restore --clean --if-exists).
 	Clean bool
+	// NoPrivileges skips the dump's GRANTs and default privileges (pg_restore
+	// --no-privileges): a fire drill restores as a role that is a member of none of the
+	// orchestrator's roles and could not replay them.
+	NoPrivileges bool
 	// Jobs > 1 decrypts to a second local file and runs pg_restore --jobs; otherwise the
 	// decrypted dump streams into pg_restore's stdin.
 	Jobs int
@@ -146,6 +150,9 @@ func Restore(ctx context.Context, st Store, o RestoreOptions) (*RestoreResult, e
 	args = append(args, "--format=custom", "--no-owner", "--exit-on-error")
 	if o.Clean {
 		args = append(args, "--clean", "--if-exists")
+	}
+	if o.NoPrivileges {
+		args = append(args, "--no-privileges")
 	}
 	var stdin io.Reader = dump
 	if o.Jobs > 1 {

@@ -63,6 +63,16 @@ func (m *Migrator) Up(ctx context.Context) (int, error) {
 	return len(res), nil
 }
 
+// UpTo applies the pending migrations up to and including version (for tests and staged
+// upgrades) and returns how many it applied.
+func (m *Migrator) UpTo(ctx context.Context, version int64) (int, error) {
+	res, err := m.provider.UpTo(ctx, version)
+	if err != nil {
+		return len(res), fmt.Errorf("migrate up to %d: %w", version, err)
+	}
+	return len(res), nil
+}
+
 // Down rolls the newest applied migration back.
 func (m *Migrator) Down(ctx context.Context) (*MigrationStatus, error) {
 	res, err := m.provider.Down(ctx)

@@ -42,8 +42,9 @@ const (
 var GenesisHash = strings.Repeat("0", 64)
 
 // Treasury is the only writer of schema treasury: every transaction it opens runs as
-// TreasuryRole (SET LOCAL ROLE), whether the pool logged in as the application user (which is
-// a member of the role) or as the role itself (TREASURY_DATABASE_URL).
+// TreasuryRole (SET LOCAL ROLE) on a pool logged in as the treasury login
+// orchestrator_treasury_login (TREASURY_DATABASE_URL), a member of that role. The runtime role
+// of the API and workers is no member: on its pool every transaction here fails.
 type Treasury struct {
 	pool *pgxpool.Pool
 }

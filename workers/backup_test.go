@@ -32,9 +32,15 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := testharness.Temporal(t)
-	pool, url := testharness.FreshDB(t)
+	pg := testharness.FreshPG(t)
+	pool, url := pg.Pool, pg.URL
+	// Tables a later migration would make: created by the owner, so the default privileges
+	// let the backup role read them.
+	owner, err := db.Open(ctx, pg.OwnerURL)
+	require.NoError(t, err)
+	defer owner.Close()
 	const marker = "E2E-PLAINTEXT-CANARY"
-	_, err := pool.Exec(ctx, `
+	_, err = owner.Exec(ctx, `
 		CREATE TABLE e2e_items (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), label text, n numeric, at timestamptz DEFAULT now(), doc jsonb);
 		INSERT INTO e2e_items (label, n, doc) SELECT '`+marker+`-' || g, g * 3.5, jsonb_build_object('g', g) FROM generate_series(1, 300) g;
 		CREATE TABLE e2e_flags (k int PRIMARY KEY, on_off boolean, raw bytea);
@@ -51,7 +57,8 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	cfg.DatabaseURL, cfg.S3 = url, s.Config
 	cfg.Backup.Recipients, cfg.Backup.IdentityFile = []string{id.Recipient().String()}, idFile
-	cfg.Backup.DrillDatabaseURL = testharness.Postgres(t).URL
+	cfg.Backup.DatabaseURL = pg.BackupURL
+	cfg.Backup.DrillDatabaseURL = testharness.Postgres(t).AdminURL
 	require.NoError(t, EnsureSearchAttributes(ctx, c, "default"))
 	require.NoError(t, ApplySchedules(ctx, c, cfg))
 	require.NoError(t, ApplySchedules(ctx, c, cfg), "applying schedules again changes nothing")

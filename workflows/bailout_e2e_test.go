@@ -37,7 +37,7 @@ const historyFile = "testdata/bailout_history.json"
 func TestBailoutEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	pool, _ := testharness.FreshDB(t)
+	pg := testharness.FreshPG(t)
 	tc := testharness.Temporal(t)
 	require.NoError(t, workers.EnsureSearchAttributes(ctx, tc, "default"))
 
@@ -61,14 +61,14 @@ func TestBailoutEndToEnd(t *testing.T) {
 	cfg.Treasury.CouncilKeys = keys
 	cfg.Treasury.NetworkPassphrase = config.TestnetPassphrase
 
-	store := db.NewTreasury(pool)
+	store := db.NewTreasury(pg.TreasuryPool)
 	_, err = store.RecordYield(ctx, db.YieldInput{ID: uuid.New(), Asset: "XLM", GrossStroops: 100_000_000_000, OccurredAt: time.Now()})
 	require.NoError(t, err) // fund: 100 XLM
 
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- workers.Run(wctx, workers.Deps{Client: tc, Pool: pool, Config: cfg, Logger: testharness.Logger(t)}, []string{workflows.TreasuryQueue})
+		done <- workers.Run(wctx, workers.Deps{Client: tc, Pool: pg.Pool, TreasuryPool: pg.TreasuryPool, Config: cfg, Logger: testharness.Logger(t)}, []string{workflows.TreasuryQueue})
 	}()
 	defer func() { stop(); <-done }()
 

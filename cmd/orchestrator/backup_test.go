@@ -17,7 +17,7 @@ import (
 // The restore command, from S3 alone, into a new database; then the refusals.
 func TestRestoreCommand(t *testing.T) {
 	ctx := context.Background()
-	pool, src := testharness.FreshDB(t)
+	pool, src := testharness.FreshAdminDB(t)
 	_, err := pool.Exec(ctx, `CREATE TABLE cli_notes (id serial PRIMARY KEY, body text, at timestamptz DEFAULT now());
 		INSERT INTO cli_notes (body) SELECT 'note ' || g FROM generate_series(1, 120) g`)
 	require.NoError(t, err)

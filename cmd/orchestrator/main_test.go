@@ -79,8 +79,7 @@ func TestBadConfigurationIsOneLine(t *testing.T) {
 }
 
 func TestMigrateCommands(t *testing.T) {
-	_, url := testharness.FreshDB(t)
-	env := []string{"DATABASE_URL=" + url}
+	env := []string{"MIGRATE_DATABASE_URL=" + testharness.FreshPG(t).OwnerURL}
 	code, out, stderr := run(t, env, "migrate", "status")
 	require.Zero(t, code, stderr)
 	require.Contains(t, out, "applied")

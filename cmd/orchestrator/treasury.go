@@ -255,7 +255,7 @@ func readSeed(path string) (*keypair.Full, error) {
 func (a *app) treasuryCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "treasury", Short: "Check the insurance fund's event chain; set up the 5-of-5 account"}
 	verify := &cobra.Command{
-		Use: "verify", Short: "Walk the treasury's hash chain (DATABASE_URL); exit 1 at a break", Args: cobra.NoArgs,
+		Use: "verify", Short: "Walk the treasury's hash chain (TREASURY_DATABASE_URL, else DATABASE_URL); exit 1 at a break", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			url := a.cfg.Treasury.DatabaseURL
 			if url == "" {

@@ -46,25 +46,30 @@ func TestBailoutSign(t *testing.T) {
 }
 
 func TestTreasuryVerify(t *testing.T) {
-	pool, url := testharness.FreshDB(t)
+	pg := testharness.FreshPG(t)
 	ctx := t.Context()
-	tr := db.NewTreasury(pool)
+	tr := db.NewTreasury(pg.TreasuryPool)
+	url := pg.TreasuryURL
 	for range 3 {
 		_, err := tr.RecordYield(ctx, db.YieldInput{ID: uuid.New(), Asset: "XLM", GrossStroops: 12345, OccurredAt: time.Now()})
 		require.NoError(t, err)
 	}
-	code, out, errOut := run(t, []string{"DATABASE_URL=" + url}, "treasury", "verify")
+	code, out, errOut := run(t, []string{"TREASURY_DATABASE_URL=" + url}, "treasury", "verify")
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "intact: 3 events")
 
-	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	// An attacker with an administrator's power: the runtime and treasury roles cannot.
+	admin, err := db.Open(ctx, pg.AdminURL)
+	require.NoError(t, err)
+	defer admin.Close()
+	require.NoError(t, pgx.BeginFunc(ctx, admin, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `ALTER TABLE treasury.events DISABLE TRIGGER events_append_only`); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `UPDATE treasury.events SET payload = replace(payload, '12345', '99999') WHERE seq = 3`)
 		return err
 	}))
-	code, _, errOut = run(t, []string{"DATABASE_URL=" + url}, "treasury", "verify")
+	code, _, errOut = run(t, []string{"TREASURY_DATABASE_URL=" + url}, "treasury", "verify")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "broken after 2 good events: event 3")
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -50,7 +51,7 @@ func TestComposeSetsOnlyWhatTheBinaryReads(t *testing.T) {
 		ours++
 		cmd, ok := svc.Command.([]any)
 		require.True(t, ok && len(cmd) > 0, "service %s needs a command list", name)
-		require.Contains(t, []any{"api", "worker", "migrate"}, cmd[0], "service %s runs an unknown subcommand", name)
+		require.Contains(t, []any{"api", "worker", "migrate", "db"}, cmd[0], "service %s runs an unknown subcommand", name)
 		require.NotEmpty(t, svc.Environment, name)
 		for k := range svc.Environment {
 			require.True(t, known[k] || slices.Contains(awsChain, k), "service %s sets %s, which the binary does not read", name, k)
@@ -67,5 +68,40 @@ func TestEveryVariableIsDocumented(t *testing.T) {
 	for _, v := range Variables {
 		require.Contains(t, readme, "`"+v.Name+"`", "README lacks %s", v.Name)
 		require.True(t, strings.Contains(example, v.Name+"="), ".env.example lacks %s", v.Name)
+	}
+}
+
+// TestComposeRequiresEverySecret: no password or key in docker-compose.yml falls back to a
+// default (compose must refuse to start without it), and nothing but the API is published.
+func TestComposeRequiresEverySecret(t *testing.T) {
+	file := string(repoFile(t, "docker-compose.yml"))
+	refs := regexp.MustCompile(`\$\{([A-Z0-9_]+)(:?[-?])?([^}]*)\}`).FindAllStringSubmatch(file, -1)
+	require.NotEmpty(t, refs)
+	secret := regexp.MustCompile(`PASSWORD|SECRET|MINIO_ROOT_USER|_KEY`)
+	required := 0
+	for _, r := range refs {
+		if !secret.MatchString(r[1]) {
+			continue
+		}
+		require.Equal(t, ":?", r[2], "${%s} must be required (${%s:?...}), not defaulted", r[1], r[1])
+		required++
+	}
+	for _, name := range []string{"POSTGRES_PASSWORD", "OWNER_DB_PASSWORD", "APP_DB_PASSWORD", "TREASURY_DB_PASSWORD",
+		"BACKUP_DB_PASSWORD", "DRILL_DB_PASSWORD", "TEMPORAL_DB_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"} {
+		require.Contains(t, file, "${"+name+":?", "%s is required", name)
+	}
+
+	var compose struct {
+		Services map[string]struct {
+			Ports []any `json:"ports"`
+		} `json:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(file), &compose))
+	for name, svc := range compose.Services {
+		if name == "api" {
+			require.Len(t, svc.Ports, 1)
+			continue
+		}
+		require.Empty(t, svc.Ports, "service %s must not be published (internal network only)", name)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/internal/config"
 	"github.com/creatorvault/orchestrator/internal/pgcluster"
 	"github.com/creatorvault/orchestrator/internal/testharness"
@@ -80,6 +81,9 @@ func checkUp(t *testing.T, info DevInfo, dataDir string) {
 	require.NoError(t, err)
 	require.Contains(t, string(env), "export GOLD_TOKEN=")
 	require.FileExists(t, filepath.Join(dataDir, "temporal.db"))
+	// Production-shaped: the API and workers run as the runtime role.
+	require.Contains(t, info.DatabaseURL, "://"+db.AppRole)
+	require.Contains(t, string(env), "export TREASURY_DATABASE_URL=")
 }
 
 // TestDevOnTheLocalServer: with a server on the probe address (or DATABASE_URL, when the
@@ -92,7 +96,7 @@ func TestDevOnTheLocalServer(t *testing.T) {
 	opts := DevOptions{DataDir: dataDir, Database: name}
 	url, want := "", pgcluster.SourceLocal
 	if pg.Server.Source != pgcluster.SourceLocal {
-		url, want = pg.URL, pgcluster.SourceURL
+		url, want = pg.AdminURL, pgcluster.SourceURL
 	}
 
 	info, stop := runDev(t, opts, url)

@@ -56,18 +56,14 @@ func RunAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger) error 
 // treasury, the treasury login's (TREASURY_DATABASE_URL, else DATABASE_URL). It refuses
 // roles in the wrong place: a DATABASE_URL that could reach the treasury (unless
 // ALLOW_PRIVILEGED_DATABASE_URL), a treasury URL that is not the treasury's.
-func openPools(ctx context.Context, cfg *config.Config, treasury bool) (pool, tpool *pgxpool.Pool, err error) {
-	pool, err = db.OpenMax(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
+func openPools(ctx context.Context, cfg *config.Config, treasury bool) (*pgxpool.Pool, *pgxpool.Pool, error) {
+	pool, err := db.OpenMax(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		return nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			pool.Close()
-		}
-	}()
 	if !cfg.Database.AllowPrivileged {
 		if err := db.CheckRuntimeRole(ctx, pool, "DATABASE_URL", "ALLOW_PRIVILEGED_DATABASE_URL"); err != nil {
+			pool.Close()
 			return nil, nil, err
 		}
 	}
@@ -78,12 +74,14 @@ func openPools(ctx context.Context, cfg *config.Config, treasury bool) (pool, tp
 	if turl == "" {
 		turl, tvar = cfg.DatabaseURL, "TREASURY_DATABASE_URL (unset, so DATABASE_URL)"
 	}
-	tpool, err = db.Open(ctx, turl)
+	tpool, err := db.Open(ctx, turl)
 	if err != nil {
+		pool.Close()
 		return nil, nil, fmt.Errorf("%s: %w", tvar, err)
 	}
 	if err := db.CheckTreasuryRole(ctx, tpool, tvar); err != nil {
 		tpool.Close()
+		pool.Close()
 		return nil, nil, err
 	}
 	return pool, tpool, nil
@@ -95,6 +93,11 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 	if err := cfg.RequireDatabase(); err != nil {
 		return err
 	}
+	tc, err := DialTemporal(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
 	pool, tpool, err := openPools(ctx, cfg, workers.Serves(cfg.TaskQueues, workflows.TreasuryQueue))
 	if err != nil {
 		return err
@@ -103,14 +106,16 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 	if tpool != nil {
 		defer tpool.Close()
 	}
-	tc, err := DialTemporal(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
 	s3c, err := objstore.NewClient(ctx, cfg.S3, objstore.Options{})
 	if err != nil {
 		return err
+	}
+	if workers.Serves(cfg.TaskQueues, workflows.BackupTaskQueue) {
+		// A new MinIO has no bucket; where the credentials may not create one (AWS with a
+		// bucket made by the operator) the backups say so when they run.
+		if err := objstore.EnsureBucket(ctx, s3c, cfg.S3.Bucket); err != nil {
+			logger.Warn("S3_BUCKET: cannot make sure the bucket exists", "bucket", cfg.S3.Bucket, "error", err)
+		}
 	}
 	if err := workers.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
 		logger.Warn("search attributes", "error", err)

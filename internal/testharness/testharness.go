@@ -370,3 +370,17 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// FreshAdminDB is a fresh migrated database connected as the server's administrator: for
+// tests of tools that act on a whole database as a DBA would (pg_dump, pg_restore, seeding
+// tables of their own).
+func FreshAdminDB(tb testing.TB) (*pgxpool.Pool, string) {
+	tb.Helper()
+	pg := FreshPG(tb)
+	pool, err := db.Open(context.Background(), pg.AdminURL)
+	if err != nil {
+		tb.Fatalf("fresh database: %v", err)
+	}
+	tb.Cleanup(pool.Close)
+	return pool, pg.AdminURL
+}

@@ -1,0 +1,327 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"github.com/google/uuid"
+	"github.com/stellar/go-stellar-sdk/keypair"
+	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
+
+	"github.com/creatorvault/orchestrator/api"
+	"github.com/creatorvault/orchestrator/db"
+	"github.com/creatorvault/orchestrator/internal/pgcluster"
+	"github.com/creatorvault/orchestrator/internal/s3server"
+	"github.com/creatorvault/orchestrator/internal/testharness"
+)
+
+// composeService is what the replay reads of a service in docker-compose.yml.
+type composeService struct {
+	Build       any               `json:"build"`
+	Command     any               `json:"command"`
+	Environment map[string]string `json:"environment"`
+	Volumes     []string          `json:"volumes"`
+	Secrets     []string          `json:"secrets"`
+}
+
+var (
+	composeVar = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)(?:(:?[-?])([^}]*))?\}`)
+	secretVar  = regexp.MustCompile(`PASSWORD|SECRET|MINIO_ROOT_USER|_KEY`)
+)
+
+// interpolate does what `docker compose` does to the file's ${VAR}, ${VAR:-default} and
+// ${VAR:?message} (comment lines are not interpolated), with vars as the shell's environment.
+// It returns the names that fell back to a default and those that were required but unset.
+func interpolate(file string, vars map[string]string) (out string, defaulted, missing []string) {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(file, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			b.WriteString(line)
+			continue
+		}
+		b.WriteString(composeVar.ReplaceAllStringFunc(line, func(m string) string {
+			p := composeVar.FindStringSubmatch(m)
+			name, op, arg := p[1], p[2], p[3]
+			if v, ok := vars[name]; ok && (v != "" || !strings.HasPrefix(op, ":")) {
+				return v
+			}
+			switch op {
+			case ":-", "-":
+				defaulted = append(defaulted, name)
+				return arg
+			case ":?", "?":
+				missing = append(missing, name)
+			}
+			return ""
+		}))
+	}
+	return b.String(), defaulted, missing
+}
+
+// TestComposeStackReplay replays docker-compose.yml's order on this machine with the same
+// scripts and the environment parsed from the file (service hosts mapped to loopback): init.sh
+// against a fresh cluster, `db bootstrap` as the db-bootstrap service, `migrate up` as the
+// migrate service, then the worker, drill-worker and api processes (the built binary) against
+// the embedded Temporal server and the in-process S3 store. The API is ready, a yield is
+// recorded, a backup is taken (pg_dump as orchestrator_backup) and restored by a fire drill
+// (as orchestrator_drill), and a bailout is requested
+// (reserved by the worker as the treasury login). No secret falls back to a default.
+func TestComposeStackReplay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docker-compose.yml"))
+	require.NoError(t, err)
+
+	// A fresh cluster: the postgres container's first start.
+	dir := t.TempDir()
+	cluster, err := pgcluster.StartCluster(ctx, filepath.Join(dir, "pg"), pgcluster.ClusterOptions{Ephemeral: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cluster.Stop() })
+	superURL, err := url.Parse(cluster.URL("postgres"))
+	require.NoError(t, err)
+	superPW, _ := superURL.User.Password()
+	pgAddr := superURL.Host
+
+	// The operator's shell: every secret set, each a fresh random value.
+	council := make([]string, 5)
+	for i := range council {
+		council[i] = keypair.MustRandom().Address()
+	}
+	vars := map[string]string{
+		"POSTGRES_PASSWORD":   superPW,
+		"TREASURY_ACCOUNT":    keypair.MustRandom().Address(),
+		"COUNCIL_PUBLIC_KEYS": strings.Join(council, ","),
+		// Not a secret; keeps the test off the network.
+		"HORIZON_URL": "http://127.0.0.1:1",
+	}
+	for _, v := range []string{"OWNER_DB_PASSWORD", "APP_DB_PASSWORD", "TREASURY_DB_PASSWORD", "BACKUP_DB_PASSWORD",
+		"DRILL_DB_PASSWORD", "TEMPORAL_DB_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"} {
+		vars[v] = "s" + hexID(12)
+	}
+	// Without a secret compose refuses to start: each is required.
+	for name := range vars {
+		if !secretVar.MatchString(name) {
+			continue
+		}
+		less := map[string]string{}
+		for k, v := range vars {
+			if k != name {
+				less[k] = v
+			}
+		}
+		_, _, missing := interpolate(string(raw), less)
+		require.Contains(t, missing, name, "compose must refuse to start without %s", name)
+	}
+	text, defaulted, missing := interpolate(string(raw), vars)
+	require.Empty(t, missing)
+	for _, d := range defaulted {
+		require.False(t, secretVar.MatchString(d), "%s falls back to a default", d)
+	}
+	var compose struct {
+		Services map[string]composeService `json:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(text), &compose))
+	svc := func(name string) composeService {
+		s, ok := compose.Services[name]
+		require.True(t, ok, "docker-compose.yml has no service %s", name)
+		return s
+	}
+	// command: an orchestrator service's argument list.
+	command := func(name string) []string {
+		list, ok := svc(name).Command.([]any)
+		require.True(t, ok && len(list) > 0, "service %s: command must be a list", name)
+		out := make([]string, len(list))
+		for i, a := range list {
+			out[i] = fmt.Sprint(a)
+		}
+		return out
+	}
+
+	// The outside parts: Temporal (embedded) and the object store (in-process).
+	temporal := testharness.TemporalAddr(t)
+	s3, err := s3server.Start("127.0.0.1:0", "")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s3.Close() })
+
+	// File secrets: ./deploy/secrets as the README makes them.
+	secrets := t.TempDir()
+	jwtSecret := hexID(32)
+	id, err := age.GenerateX25519Identity()
+	require.NoError(t, err)
+	for name, body := range map[string]string{
+		"jwt_secret": jwtSecret + "\n", "backup_identity": id.String() + "\n", "backup_recipients": id.Recipient().String() + "\n",
+	} {
+		require.NoError(t, os.WriteFile(filepath.Join(secrets, name), []byte(body), 0o600))
+	}
+
+	// Hosts of the compose network mapped to loopback; listeners on free ports.
+	hosts := map[string]string{"postgres:5432": pgAddr, "temporal:7233": temporal, "http://minio:9000": s3.URL()}
+	envOf := func(name string) []string {
+		s := svc(name)
+		var env []string
+		for k, v := range s.Environment {
+			for from, to := range hosts {
+				v = strings.ReplaceAll(v, from, to)
+			}
+			if strings.HasPrefix(v, "0.0.0.0:") {
+				v = freeAddr(t)
+			}
+			if strings.HasPrefix(v, "/run/secrets/") {
+				v = filepath.Join(secrets, strings.TrimPrefix(v, "/run/secrets/"))
+			}
+			env = append(env, k+"="+v)
+		}
+		for _, sec := range s.Secrets {
+			require.FileExists(t, filepath.Join(secrets, sec))
+		}
+		return env
+	}
+	get := func(env []string, key string) string {
+		for _, e := range env {
+			if k, v, _ := strings.Cut(e, "="); k == key {
+				return v
+			}
+		}
+		return ""
+	}
+	// No orchestrator service carries a password that is not one of the operator's.
+	for name, s := range compose.Services {
+		if s.Build == nil {
+			continue
+		}
+		for k, v := range s.Environment {
+			u, err := url.Parse(v)
+			if err != nil || u.User == nil || !strings.HasPrefix(u.Scheme, "postgres") {
+				continue
+			}
+			pw, ok := u.User.Password()
+			require.True(t, ok && pw != "", "%s %s has no password", name, k)
+			found := false
+			for _, sv := range vars {
+				found = found || sv == pw
+			}
+			require.True(t, found, "%s %s uses a password the operator did not set", name, k)
+		}
+	}
+
+	// 1. postgres: init.sh, the file the compose file mounts, as the entrypoint runs it.
+	pgSvc := svc("postgres")
+	script := ""
+	for _, v := range pgSvc.Volumes {
+		if host, target, ok := strings.Cut(v, ":"); ok && strings.Contains(target, "docker-entrypoint-initdb.d") {
+			script = filepath.Join("..", "..", host)
+		}
+	}
+	require.NotEmpty(t, script, "the postgres service mounts an init script")
+	initEnv := []string{"PATH=" + os.Getenv("PATH"), "PGHOST=" + superURL.Hostname(), "PGPORT=" + superURL.Port(), "PGPASSWORD=" + superPW, "PGSSLMODE=disable"}
+	for k, v := range pgSvc.Environment {
+		initEnv = append(initEnv, k+"="+v)
+	}
+	cmd := exec.CommandContext(ctx, "sh", script)
+	cmd.Env = initEnv
+	var initOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &initOut, &initOut
+	require.NoError(t, cmd.Run(), "init.sh: %s", initOut.String())
+
+	// 2. db-bootstrap, 3. migrate: one-shot services, run to completion in order.
+	for _, name := range []string{"db-bootstrap", "migrate"} {
+		code, out, stderr := run(t, envOf(name), command(name)...)
+		require.Zero(t, code, "%s: %s%s", name, out, stderr)
+	}
+	migrateEnv := envOf("migrate")
+	require.Contains(t, get(migrateEnv, "MIGRATE_DATABASE_URL"), "://"+db.OwnerRole+":", "migrate runs as the owner")
+
+	// 4. worker, drill-worker, api.
+	workerEnv, drillEnv, apiEnv := envOf("worker"), envOf("drill-worker"), envOf("api")
+	for _, env := range [][]string{workerEnv, drillEnv, apiEnv} {
+		require.Contains(t, get(env, "DATABASE_URL"), "://"+db.AppRole+":", "services run as the runtime role")
+	}
+	// The compose network's address of Temporal is the embedded server's here.
+	require.Equal(t, temporal, get(workerEnv, "TEMPORAL_ADDRESS"))
+	worker := start(t, workerEnv, command("worker")...)
+	drill := start(t, drillEnv, command("drill-worker")...)
+	apiProc := start(t, apiEnv, command("api")...)
+	base := "http://" + get(apiEnv, "HTTP_ADDR")
+	apiProc.waitHTTP(t, base+"/ready", http.StatusOK, time.Minute)
+	worker.waitHTTP(t, "http://"+get(workerEnv, "METRICS_ADDR")+"/health", http.StatusOK, time.Minute)
+	drill.waitHTTP(t, "http://"+get(drillEnv, "METRICS_ADDR")+"/health", http.StatusOK, time.Minute)
+
+	call := func(method, path string, role api.Role, body any) (int, []byte) {
+		tok, err := api.IssueToken([]byte(jwtSecret), uuid.New(), role, time.Hour, time.Now())
+		require.NoError(t, err)
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(b))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out bytes.Buffer
+		_, _ = out.ReadFrom(resp.Body)
+		return resp.StatusCode, out.Bytes()
+	}
+
+	// A yield recorded (the API writes through the treasury login).
+	code, body := call(http.MethodPost, "/api/v1/treasury/yield", api.RoleService,
+		map[string]any{"id": uuid.New(), "asset": "XLM", "gross_stroops": 100_000_000_000, "occurred_at": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)})
+	require.Equal(t, http.StatusCreated, code, string(body))
+
+	// A backup taken: the worker's pg_dump as orchestrator_backup, into the object store.
+	backupEnv := []string{"TEMPORAL_ADDRESS=" + temporal, "TEMPORAL_NAMESPACE=default"}
+	code, out, stderr := run(t, backupEnv, "backup", "now")
+	require.Zero(t, code, "backup now: %s%s\nworker: %s", out, stderr, worker.Output())
+	require.Contains(t, out, "complete:")
+
+	// A fire drill on the drill worker: restores that backup as orchestrator_drill (CREATEDB,
+	// member of nothing) into a scratch database and verifies it.
+	code, out, stderr = run(t, backupEnv, "drill", "run")
+	require.Zero(t, code, "drill run: %s%s\ndrill worker: %s", out, stderr, drill.Output())
+	var rep struct {
+		Outcome string `json:"outcome"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep), out)
+	require.Equal(t, "pass", rep.Outcome, out)
+
+	// A bailout requested: the worker's workflow reserves it as the treasury login.
+	dest := keypair.MustRandom().Address()
+	code, body = call(http.MethodPost, "/api/v1/bailouts", api.RoleCouncil,
+		map[string]any{"asset": "XLM", "amount_stroops": 400_000_000, "destination": dest, "reason": "compose replay"})
+	require.Equal(t, http.StatusAccepted, code, string(body))
+	admin, err := db.Open(ctx, pgcluster.WithDatabase(cluster.URL("postgres"), "orchestrator"))
+	require.NoError(t, err)
+	defer admin.Close()
+	require.Eventually(t, func() bool {
+		var state string
+		err := admin.QueryRow(ctx, `SELECT state FROM treasury.bailouts WHERE destination = $1`, dest).Scan(&state)
+		return err == nil && state == "pending"
+	}, time.Minute, 200*time.Millisecond, "the bailout is reserved; worker: %s", worker.Output())
+	var reserved int64
+	require.NoError(t, admin.QueryRow(ctx, `SELECT reserved_stroops FROM treasury.balances WHERE asset = 'XLM'`).Scan(&reserved))
+	require.Equal(t, int64(400_000_000), reserved)
+
+	// The roles are the bootstrap's: the runtime role is no treasury member, and the API and
+	// workers logged in with the operator's passwords.
+	var member bool
+	require.NoError(t, admin.QueryRow(ctx, `SELECT pg_has_role('orchestrator_app', 'orchestrator_treasury', 'MEMBER')`).Scan(&member))
+	require.False(t, member)
+	for _, p := range []*proc{worker, drill, apiProc} {
+		require.False(t, p.exited(), "still running: %s", p.Output())
+		require.NotContains(t, p.Output(), vars["APP_DB_PASSWORD"], "no secret in the logs")
+	}
+	t.Logf("replayed %d services", len(compose.Services))
+}
