@@ -25,7 +25,7 @@ import (
 // WebSocket close codes the server uses (the README's "Real-time" section lists them).
 const (
 	closeGoingAway   = websocket.CloseGoingAway         // 1001: shutdown; reconnect elsewhere with after=
-	closePolicy      = websocket.ClosePolicyViolation   // 1008: policy
+	closePolicy      = websocket.ClosePolicyViolation   // 1008: the session was revoked (sign-in, issue 18)
 	closeMessageSize = websocket.CloseMessageTooBig     // 1009: frame over the limit
 	closeInternal    = websocket.CloseInternalServerErr // 1011: could not catch up; reconnect with after=
 	// closeTokenExpired (4001): the token's exp has passed. Reconnect with a fresh token and
@@ -140,10 +140,9 @@ func (s *Server) serveWS(c *gin.Context) {
 		fail(c, http.StatusUnauthorized, "unauthenticated", "send Authorization: Bearer <token> or ?token=")
 		return
 	}
-	p, err := ParseToken(s.cfg.Auth.JWTSecret, raw)
+	p, err := s.verifyToken(c, raw)
 	if err != nil {
-		s.audit(c, nil, "auth.failed", "/ws", err.Error())
-		fail(c, http.StatusUnauthorized, "unauthenticated", err.Error())
+		s.refuseToken(c, "/ws", err)
 		return
 	}
 	if origin := c.GetHeader("Origin"); origin != "" && !slices.Contains(s.cfg.Auth.AllowedOrigins, origin) {
@@ -162,7 +161,7 @@ func (s *Server) serveWS(c *gin.Context) {
 	ctx := c.Request.Context()
 	conn := &wsConn{h: h, user: p, id: uuid.New(), exp: tokenExpiry(raw), send: make(chan outFrame, h.opts.SendBuffer),
 		kick: make(chan struct{}, 1), done: make(chan struct{}), drained: make(chan struct{})}
-	opened, err := db.OpenSession(ctx, s.pool, db.Session{ID: conn.id, UserID: p.UserID, Instance: h.instance}, s.now(),
+	opened, err := db.OpenSession(ctx, s.pool, db.WSSession{ID: conn.id, UserID: p.UserID, Instance: h.instance}, s.now(),
 		h.opts.MaxSocketsPerUser, h.opts.Lease)
 	if err != nil {
 		s.internalError(c, err)
@@ -216,7 +215,13 @@ func (s *Server) serveWS(c *gin.Context) {
 		return // the upgrader has answered
 	}
 	conn.ws = ws
+	// A revoked session, a changed role or an erased user closes the socket at once.
+	defer s.revoked.watch(p, func(reason string) { conn.closeFor(closePolicy, reason, reasonRevoked) })()
 	go conn.writePump()
+	// A revocation that arrived between the token check and the watch: close now.
+	if err := s.revoked.check(c.Request.Context(), p); err != nil {
+		conn.closeFor(closePolicy, "session ended", reasonRevoked)
+	}
 	conn.readPump(c, s)
 }
 

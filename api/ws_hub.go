@@ -395,9 +395,9 @@ func (h *wsHub) keepLease() {
 		return
 	}
 	if !renewed {
-		var ss []db.Session
+		var ss []db.WSSession
 		for _, c := range h.all() {
-			ss = append(ss, db.Session{ID: c.id, UserID: c.user.UserID, Instance: h.instance})
+			ss = append(ss, db.WSSession{ID: c.id, UserID: c.user.UserID, Instance: h.instance})
 		}
 		if err := db.ReopenSessions(ctx, h.s.pool, ss, h.s.now()); err != nil {
 			h.warn("real-time: record sessions again", err)

@@ -47,6 +47,7 @@ const (
 	reasonTokenExpired = "token_expired" // the token's exp passed (4001)
 	reasonShutdown     = "shutdown"      // the server is stopping (1001)
 	reasonReplayFailed = "replay_failed" // the database could not serve a catch-up (1011)
+	reasonRevoked      = "revoked"       // the session was revoked, the role changed or the user erased (1008)
 )
 
 func init() {

@@ -106,8 +106,9 @@ type RealtimeOptions struct {
 	// Later reconnects always resume after the last message received.
 	After uuid.UUID
 	// TokenSource returns a fresh token when the server closes with CloseTokenExpired (or
-	// refuses the token on a reconnect); it becomes the Client's token (SetToken). Nil: the
-	// connection ends there, with a final DisconnectedEvent.
+	// refuses the token on a reconnect); it becomes the Client's token (SetToken). Nil: a
+	// client made by SignIn refreshes its session; any other ends there, with a final
+	// DisconnectedEvent.
 	TokenSource func(ctx context.Context) (string, error)
 	// MinBackoff and MaxBackoff bound the wait before a reconnect; it doubles with each failed
 	// attempt, with jitter [250ms, 30s].
@@ -245,8 +246,12 @@ func (r *Realtime) dial() (*websocket.Conn, error) {
 	if r.last != uuid.Nil {
 		u.RawQuery = url.Values{"after": {r.last.String()}}.Encode()
 	}
+	token, err := r.c.accessToken(r.ctx) // a signed-in client refreshes it when due
+	if err != nil {
+		return nil, err
+	}
 	h := http.Header{}
-	h.Set("Authorization", "Bearer "+r.c.bearer())
+	h.Set("Authorization", "Bearer "+token)
 	ws, resp, err := r.opts.Dialer.DialContext(r.ctx, u.String(), h)
 	if err != nil {
 		if resp != nil {
@@ -421,6 +426,9 @@ func (r *Realtime) finish(ev DisconnectedEvent, err error) {
 
 func (r *Realtime) refreshToken() error {
 	if r.opts.TokenSource == nil {
+		if r.c.canRefresh() { // a signed-in client (SignIn) renews its own session's token
+			return r.c.Refresh(r.ctx)
+		}
 		return errors.New("appclient: the token expired and RealtimeOptions.TokenSource is not set")
 	}
 	tok, err := r.opts.TokenSource(r.ctx)

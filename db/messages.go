@@ -432,8 +432,8 @@ func NotifyTyping(ctx context.Context, q Querier, ev TypingEvent) error {
 	return err
 }
 
-// Session is one open WebSocket of a user on an API instance.
-type Session struct {
+// WSSession is one open WebSocket of a user on an API instance.
+type WSSession struct {
 	ID       uuid.UUID
 	UserID   uuid.UUID
 	Instance uuid.UUID
@@ -450,7 +450,7 @@ func liveSession(s, lease string) string {
 // instances (then it reports false and writes nothing), and, when it is the user's first
 // anywhere, announces them online (in the same statement). lease is how long an instance's
 // heartbeat counts.
-func OpenSession(ctx context.Context, q Querier, s Session, now time.Time, maxPerUser int, lease time.Duration) (bool, error) {
+func OpenSession(ctx context.Context, q Querier, s WSSession, now time.Time, maxPerUser int, lease time.Duration) (bool, error) {
 	var opened bool
 	err := q.QueryRow(ctx, `
 		WITH cnt AS (SELECT count(*) AS n FROM ws_sessions s WHERE s.user_id = $2 AND `+liveSession("s", "$7")+`),
@@ -468,7 +468,7 @@ func OpenSession(ctx context.Context, q Querier, s Session, now time.Time, maxPe
 // ReopenSessions records sessions again after their instance's lease lapsed and they were
 // removed, while the sockets stayed open (a long pause of the instance). Sessions still there
 // are left alone.
-func ReopenSessions(ctx context.Context, q Querier, ss []Session, now time.Time) error {
+func ReopenSessions(ctx context.Context, q Querier, ss []WSSession, now time.Time) error {
 	ids, users, insts := make([]uuid.UUID, len(ss)), make([]uuid.UUID, len(ss)), make([]uuid.UUID, len(ss))
 	for i, s := range ss {
 		ids[i], users[i], insts[i] = s.ID, s.UserID, s.Instance

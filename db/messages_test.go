@@ -95,7 +95,7 @@ func TestPresenceSessions(t *testing.T) {
 	require.NoError(t, err)
 	open := func(id uuid.UUID) {
 		t.Helper()
-		ok, err := db.OpenSession(ctx, pool, db.Session{ID: id, UserID: user, Instance: inst}, now, 20, time.Minute)
+		ok, err := db.OpenSession(ctx, pool, db.WSSession{ID: id, UserID: user, Instance: inst}, now, 20, time.Minute)
 		require.NoError(t, err)
 		require.True(t, ok)
 	}
@@ -130,7 +130,7 @@ func TestPresenceLeasesHeal(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, renewed, "a first heartbeat takes the lease")
 	}
-	ok, err := db.OpenSession(ctx, pool, db.Session{ID: uuid.New(), UserID: creator, Instance: dead}, time.Now(), 20, time.Minute)
+	ok, err := db.OpenSession(ctx, pool, db.WSSession{ID: uuid.New(), UserID: creator, Instance: dead}, time.Now(), 20, time.Minute)
 	require.NoError(t, err)
 	require.True(t, ok)
 	online, err := db.OnlineContacts(ctx, pool, fan, time.Minute)
@@ -165,7 +165,7 @@ func TestPresenceLeasesHeal(t *testing.T) {
 
 	// The cap on sockets per user holds.
 	for i := range 3 {
-		ok, err := db.OpenSession(ctx, pool, db.Session{ID: uuid.New(), UserID: fan, Instance: live}, time.Now(), 2, time.Minute)
+		ok, err := db.OpenSession(ctx, pool, db.WSSession{ID: uuid.New(), UserID: fan, Instance: live}, time.Now(), 2, time.Minute)
 		require.NoError(t, err)
 		require.Equal(t, i < 2, ok, "session %d", i)
 	}

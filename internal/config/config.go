@@ -51,6 +51,7 @@ type Config struct {
 	Treasury Treasury
 	Backup   Backup
 	Forecast Forecast
+	SignIn   SignIn
 }
 
 // S3 configures the object store.
@@ -136,6 +137,7 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 	c.Treasury = loadTreasury(e)
 	c.Backup = loadBackup(e)
 	c.Forecast = loadForecast(e)
+	c.SignIn = loadSignIn(e)
 	if e.first != nil {
 		return nil, e.first
 	}
