@@ -66,5 +66,5 @@ var Variables = []Variable{
 	{"TEMPORAL_BACKUP_DATABASE_URLS", "(none)", "Temporal's PostgreSQL databases the nightly backup also dumps, comma separated"},
 	{"FORECAST_SCHEDULE", "30 1 * * *", "daily forecast refresh, cron in UTC"},
 	{"FORECAST_PATHS", "1000", "Monte Carlo paths per creator"},
-	{"FORECAST_BATCH_SIZE", "500", "creators per refresh activity"},
+	{"FORECAST_BATCH_SIZE", "3000", "creators per refresh activity"},
 }
