@@ -27,6 +27,7 @@ var Variables = []Variable{
 	{"S3_BUCKET", DefaultS3Bucket, "bucket for backups and drill reports"},
 	{"AWS_REGION", DefaultAWSRegion, "AWS region; credentials come from the standard AWS chain"},
 	{"S3_FORCE_PATH_STYLE", "true when S3_ENDPOINT is set", "path-style bucket addressing"},
+	{"S3_STORAGE_CLASS", "(the bucket's: STANDARD)", "storage class of backup objects, e.g. STANDARD_IA"},
 	{"JWT_SECRET", "(dev: generated in .data/jwt-secret)", "HS256 key for API tokens, at least 32 bytes"},
 	{"JWT_SECRET_FILE", "", "file holding JWT_SECRET"},
 	{"WS_ALLOWED_ORIGINS", "(none: browsers refused)", "browser origins allowed to open WebSockets"},
