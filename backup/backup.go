@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -75,9 +76,21 @@ type Table struct {
 	Hash string `json:"hash"`
 }
 
+// ManifestVersion is the manifest format this binary writes and the newest it reads. Version
+// 2 added Kind and Parts (Temporal's state); a manifest without a version is version 1.
+const ManifestVersion = 2
+
+// errBadManifest means a manifest is not valid JSON.
+var errBadManifest = errors.New("manifest is not valid JSON")
+
+// ErrNewerFormat means a manifest was written by a newer orchestrator than this one.
+var ErrNewerFormat = errors.New("manifest format is newer than this orchestrator reads")
+
 // Manifest describes a complete backup. It exists only when the object is complete.
 type Manifest struct {
 	ID            string    `json:"id"`
+	Version       int       `json:"version,omitempty"`
+	Kind          string    `json:"kind,omitempty"`
 	Format        string    `json:"format"`
 	Database      string    `json:"database"`
 	ServerVersion string    `json:"server_version"`
@@ -93,6 +106,8 @@ type Manifest struct {
 	Recipients      []string `json:"recipients"`
 	Passphrase      bool     `json:"passphrase,omitempty"`
 	Tables          []Table  `json:"tables"`
+	// Parts are further objects of the same backup: Temporal's state.
+	Parts []Part `json:"parts,omitempty"`
 }
 
 // Options configure one backup.
@@ -113,6 +128,12 @@ type Options struct {
 	Progress func(stored int64)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Kind is nightly or manual, recorded in the manifest so that the store alone describes
+	// the backup.
+	Kind string
+	// Temporal are Temporal's databases, backed up after the application's as further
+	// objects under the same manifest.
+	Temporal []TemporalSource
 }
 
 // ParseRecipients turns X25519 public keys into age recipients.
@@ -188,7 +209,7 @@ func Run(ctx context.Context, st Store, o Options) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manifest{ID: o.ID, Format: Format, StartedAt: now().UTC(), Object: st.ObjectKey(o.ID),
+	m := &Manifest{ID: o.ID, Version: ManifestVersion, Kind: o.Kind, Format: Format, StartedAt: now().UTC(), Object: st.ObjectKey(o.ID),
 		Recipients: o.Recipients, Passphrase: o.Passphrase != ""}
 	if m.Recipients == nil {
 		m.Recipients = []string{}
@@ -328,6 +349,9 @@ func Run(ctx context.Context, st Store, o Options) (*Manifest, error) {
 	m.CompressedBytes = compressed.n.Load()
 	m.StoredBytes = stored.n.Load()
 	m.SHA256 = hex.EncodeToString(hash.Sum(nil))
+	if m.Parts, err = backupTemporal(ctx, st, o, recipients); err != nil {
+		return nil, err
+	}
 	m.FinishedAt = now().UTC()
 	body, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -392,14 +416,24 @@ func ReadManifest(ctx context.Context, st Store, id string) (*Manifest, error) {
 	defer out.Body.Close()
 	var m Manifest
 	if err := json.NewDecoder(io.LimitReader(out.Body, 16<<20)).Decode(&m); err != nil {
-		return nil, fmt.Errorf("backup %s: manifest is not valid JSON: %w", id, err)
+		return nil, fmt.Errorf("backup %s: %w: %w", id, errBadManifest, err)
+	}
+	if m.Version > ManifestVersion {
+		return nil, fmt.Errorf("backup %s: %w (version %d; this one reads up to %d): upgrade orchestrator to restore it", id, ErrNewerFormat, m.Version, ManifestVersion)
 	}
 	return &m, nil
 }
 
-// Delete removes a backup: the manifest first (so it stops looking complete), then the object.
+// Delete removes a backup: the manifest first (so it stops looking complete), then the
+// objects.
 func Delete(ctx context.Context, st Store, id string) error {
-	for _, k := range []string{st.ManifestKey(id), st.ObjectKey(id)} {
+	keys := []string{st.ManifestKey(id), st.ObjectKey(id)}
+	if m, err := ReadManifest(ctx, st, id); err == nil {
+		for _, p := range m.Parts {
+			keys = append(keys, p.Object)
+		}
+	}
+	for _, k := range keys {
 		if _, err := st.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(k)}); err != nil && !isNotFound(err) {
 			return fmt.Errorf("backup %s: delete %s: %w", id, k, err)
 		}
@@ -505,29 +539,21 @@ func Resolve(ctx context.Context, st Store, ref string, at time.Time) (*Manifest
 		}
 		return m, nil
 	}
+	l, err := Scan(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Err(); err != nil {
+		// Which is the newest is unknown while a manifest cannot be read.
+		return nil, fmt.Errorf("%w; name a backup with --backup <id>", err)
+	}
 	var best *Manifest
-	p := s3.NewListObjectsV2Paginator(st.S3, &s3.ListObjectsV2Input{Bucket: aws.String(st.Bucket), Prefix: aws.String(st.prefix())})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("backup: list s3://%s/%s: %w", st.Bucket, st.prefix(), err)
+	for _, m := range l.Manifests {
+		if !at.IsZero() && m.StartedAt.After(at) {
+			continue
 		}
-		for _, o := range page.Contents {
-			key := aws.ToString(o.Key)
-			if !strings.HasSuffix(key, ".manifest.json") {
-				continue
-			}
-			id := strings.TrimSuffix(strings.TrimPrefix(key, st.prefix()), ".manifest.json")
-			m, err := ReadManifest(ctx, st, id)
-			if err != nil {
-				return nil, err
-			}
-			if !at.IsZero() && m.StartedAt.After(at) {
-				continue
-			}
-			if best == nil || m.StartedAt.After(best.StartedAt) {
-				best = m
-			}
+		if best == nil || m.StartedAt.After(best.StartedAt) {
+			best = m
 		}
 	}
 	if best == nil {
@@ -537,4 +563,77 @@ func Resolve(ctx context.Context, st Store, ref string, at time.Time) (*Manifest
 		return nil, fmt.Errorf("no complete backup at or before %s in s3://%s/%s", at.Format(time.RFC3339), st.Bucket, st.prefix())
 	}
 	return best, nil
+}
+
+// Listing is what the store holds: the manifests this binary reads, newest first, and the
+// ids of those it cannot read (written by a newer orchestrator, or not valid JSON) with why.
+type Listing struct {
+	Manifests  []*Manifest
+	Unreadable map[string]error
+}
+
+// Err names the unreadable manifests, or is nil.
+func (l Listing) Err() error {
+	if len(l.Unreadable) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(l.Unreadable))
+	for id := range l.Unreadable {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return fmt.Errorf("%w: %d in the store: %w", ErrUnreadable, len(ids), l.Unreadable[ids[0]])
+}
+
+// ErrUnreadable means the store holds manifests this binary cannot read.
+var ErrUnreadable = errors.New("manifests cannot be read")
+
+// Scan reads every manifest in the store. The store, not the catalog, is the truth: this
+// works on a new server and after the catalog is lost. A manifest that vanishes between the
+// listing and the read (retention) is skipped; one that cannot be read is reported in
+// Unreadable rather than hiding every other backup.
+func Scan(ctx context.Context, st Store) (Listing, error) {
+	l := Listing{Unreadable: map[string]error{}}
+	p := s3.NewListObjectsV2Paginator(st.S3, &s3.ListObjectsV2Input{Bucket: aws.String(st.Bucket), Prefix: aws.String(st.prefix())})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return Listing{}, fmt.Errorf("backup: list s3://%s/%s: %w", st.Bucket, st.prefix(), err)
+		}
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			if !strings.HasSuffix(key, ".manifest.json") {
+				continue
+			}
+			id := strings.TrimSuffix(strings.TrimPrefix(key, st.prefix()), ".manifest.json")
+			m, err := ReadManifest(ctx, st, id)
+			switch {
+			case errors.Is(err, ErrNoManifest):
+				continue
+			case errors.Is(err, ErrNewerFormat) || errors.Is(err, errBadManifest):
+				l.Unreadable[id] = err
+				continue
+			case err != nil:
+				return Listing{}, err
+			}
+			l.Manifests = append(l.Manifests, m)
+		}
+	}
+	sort.Slice(l.Manifests, func(i, j int) bool {
+		a, b := l.Manifests[i], l.Manifests[j]
+		if !a.StartedAt.Equal(b.StartedAt) {
+			return a.StartedAt.After(b.StartedAt)
+		}
+		return a.ID > b.ID
+	})
+	return l, nil
+}
+
+// List is Scan's readable manifests, newest first; it fails when any manifest cannot be read.
+func List(ctx context.Context, st Store) ([]*Manifest, error) {
+	l, err := Scan(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	return l.Manifests, l.Err()
 }

@@ -47,9 +47,20 @@ type fixture struct {
 	opts     Options
 }
 
+// sourceDB is a fresh migrated database as the server's administrator, who may add the
+// tables these tests back up (the runtime role may not create any).
+func sourceDB(t *testing.T) (*pgxpool.Pool, string) {
+	t.Helper()
+	pg := testharness.FreshPG(t)
+	pool, err := pgxpool.New(context.Background(), pg.AdminURL)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool, pg.AdminURL
+}
+
 func newFixture(t *testing.T) fixture {
 	t.Helper()
-	pool, url := testharness.FreshAdminDB(t)
+	pool, url := sourceDB(t)
 	seed(t, pool)
 	s := testharness.NewS3(t)
 	id, err := age.GenerateX25519Identity()

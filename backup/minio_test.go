@@ -25,7 +25,6 @@ import (
 
 	"github.com/creatorvault/orchestrator/internal/config"
 	"github.com/creatorvault/orchestrator/internal/objstore"
-	"github.com/creatorvault/orchestrator/internal/testharness"
 )
 
 // minioVersion is the MinIO server the issue names; .ci/run installs it with go install.
@@ -126,7 +125,7 @@ func freePort(t *testing.T) int {
 func TestBackupAgainstMinIO(t *testing.T) {
 	ctx := context.Background()
 	st := startMinIO(t)
-	pool, url := testharness.FreshAdminDB(t)
+	pool, url := sourceDB(t)
 	seed(t, pool)
 	// About 100 MB of incompressible bytes: zstd cannot shrink it, so the stored object is
 	// many parts long and larger than what the pipeline may hold in memory.

@@ -31,6 +31,10 @@ type RestoreOptions struct {
 	Identities []age.Identity
 	// Clean lets the restore go into a non-empty database (pg_restore --clean --if-exists).
 	Clean bool
+	// NoOwner restores every object as the restoring user instead of the owners the source
+	// had (pg_restore --no-owner --no-privileges); only for backups of databases whose
+	// roles the target will never have.
+	NoOwner bool
 	// NoPrivileges skips the dump's GRANTs and default privileges (pg_restore
 	// --no-privileges): a fire drill restores as a role that is a member of none of the
 	// orchestrator's roles and could not replay them.
@@ -147,7 +151,10 @@ func Restore(ctx context.Context, st Store, o RestoreOptions) (*RestoreResult, e
 	if err != nil {
 		return nil, err
 	}
-	args = append(args, "--format=custom", "--no-owner", "--exit-on-error")
+	args = append(args, "--format=custom", "--exit-on-error")
+	if o.NoOwner {
+		args = append(args, "--no-owner", "--no-privileges")
+	}
 	if o.Clean {
 		args = append(args, "--clean", "--if-exists")
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Backup is one row of the backup catalog.
@@ -160,4 +162,97 @@ func ListDrills(ctx context.Context, q Querier, limit int) ([]Drill, error) {
 		err := r.Scan(&d.ID, &d.BackupID, &d.StartedAt, &d.FinishedAt, &d.Outcome, &d.RTOSeconds, &d.RTOTargetSeconds, &d.Detail, &d.Report)
 		return d, err
 	})
+}
+
+// StoredBackup is what the object store says about a complete backup (its manifest).
+type StoredBackup struct {
+	ID            string
+	Kind          string
+	Database      string
+	ServerVersion string
+	ObjectKey     string
+	StartedAt     time.Time
+	FinishedAt    time.Time
+	DumpBytes     int64
+	StoredBytes   int64
+	SHA256        string
+	Tables        int
+}
+
+// CatalogDrift is how the catalog differed from the object store before a reconcile.
+type CatalogDrift struct {
+	// Added are complete backups in the store the catalog did not list as complete (a lost
+	// or restored catalog, or a backup whose completion was never recorded).
+	Added []string `json:"added"`
+	// Missing are backups the catalog listed as complete whose manifest is gone.
+	Missing []string `json:"missing"`
+	// Unreadable are manifests in the store this binary cannot read (a newer format, or
+	// damaged): left as the catalog has them.
+	Unreadable []string `json:"unreadable,omitempty"`
+}
+
+// Empty reports whether catalog and store agreed.
+func (d CatalogDrift) Empty() bool {
+	return len(d.Added) == 0 && len(d.Missing) == 0 && len(d.Unreadable) == 0
+}
+
+// String is a one-line summary of the drift.
+func (d CatalogDrift) String() string {
+	if d.Empty() {
+		return "catalog matches the object store"
+	}
+	s := fmt.Sprintf("catalog drift: %d complete in the store but not in the catalog %v, %d in the catalog but gone from the store %v",
+		len(d.Added), d.Added, len(d.Missing), d.Missing)
+	if len(d.Unreadable) > 0 {
+		s += fmt.Sprintf("; %d manifest(s) this orchestrator cannot read %v (newer format or damaged)", len(d.Unreadable), d.Unreadable)
+	}
+	return s
+}
+
+// ReconcileBackups makes the catalog agree with the object store, the truth: every stored
+// backup becomes a complete row (inserted, or updated from running or failed), and a
+// complete row without a stored backup becomes missing. unreadable are ids whose manifests
+// are in the store but cannot be read: their rows are left alone. It returns the drift it
+// repaired.
+func ReconcileBackups(ctx context.Context, pool *pgxpool.Pool, stored []StoredBackup, unreadable []string) (CatalogDrift, error) {
+	drift := CatalogDrift{Added: []string{}, Missing: []string{}, Unreadable: unreadable}
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		ids := append(make([]string, 0, len(stored)+len(unreadable)), unreadable...)
+		for _, s := range stored {
+			ids = append(ids, s.ID)
+			kind := s.Kind
+			if kind != "nightly" {
+				kind = "manual"
+			}
+			var added bool
+			err := tx.QueryRow(ctx, `
+				INSERT INTO backups (id, kind, status, database_name, server_version, object_key, started_at, finished_at,
+					dump_bytes, stored_bytes, sha256, tables)
+				VALUES ($1, $2, 'complete', $3, $4, $5, $6, $7, $8, $9, $10, $11)
+				ON CONFLICT (id) DO UPDATE SET status = 'complete', database_name = $3, server_version = $4, object_key = $5,
+					finished_at = $7, dump_bytes = $8, stored_bytes = $9, sha256 = $10, tables = $11, error = ''
+				WHERE backups.status <> 'complete'
+				RETURNING true`,
+				s.ID, kind, s.Database, s.ServerVersion, s.ObjectKey, s.StartedAt, s.FinishedAt, s.DumpBytes, s.StoredBytes,
+				s.SHA256, s.Tables).Scan(&added)
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			drift.Added = append(drift.Added, s.ID)
+		}
+		rows, err := tx.Query(ctx, `UPDATE backups SET status = 'missing', error = 'the manifest is gone from the object store'
+			WHERE status = 'complete' AND NOT (id = ANY($1)) RETURNING id`, ids)
+		if err != nil {
+			return err
+		}
+		drift.Missing, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if drift.Missing == nil {
+		drift.Missing = []string{}
+	}
+	return drift, err
 }

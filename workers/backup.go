@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 
 	"go.temporal.io/sdk/activity"
@@ -57,21 +58,39 @@ func registerBackup(_ context.Context, w worker.Registry, d Deps) (func(), error
 	if len(recipients) == 0 && passphrase == "" {
 		d.Logger.Warn("backup: no BACKUP_RECIPIENTS, BACKUP_RECIPIENTS_FILE or BACKUP_PASSPHRASE_FILE: backups will fail until one is set")
 	}
+	var temporalState []backup.TemporalSource
+	for _, u := range b.TemporalDatabaseURLs {
+		temporalState = append(temporalState, backup.TemporalSource{DatabaseURL: u})
+	}
+	if b.TemporalSQLiteFile != "" {
+		temporalState = append(temporalState, backup.TemporalSource{SQLiteFile: b.TemporalSQLiteFile})
+	}
+	if len(temporalState) == 0 {
+		d.Logger.Warn("backup: no TEMPORAL_BACKUP_DATABASE_URLS: backups will not hold Temporal's state (pending bailouts, schedules)")
+	}
 	w.RegisterWorkflowWithOptions(workflows.BackupWorkflow, workflow.RegisterOptions{Name: "BackupWorkflow"})
 	w.RegisterActivityWithOptions(&activities.Backup{
 		Pool: d.Pool, Store: backupStore(d), DatabaseURL: backupDatabaseURL(d.Config),
 		Recipients: recipients, Passphrase: passphrase, PGBinDir: b.PGBinDir,
-		KeepNightly: b.KeepNightly, KeepMonthly: b.KeepMonthly,
+		KeepNightly: b.KeepNightly, KeepMonthly: b.KeepMonthly, Temporal: temporalState,
 	}, activity.RegisterOptions{})
 	return nil, nil
 }
 
 func registerDrill(_ context.Context, w worker.Registry, d Deps) (func(), error) {
 	b := d.Config.Backup
-	a := &activities.Drill{Pool: d.Pool, Store: backupStore(d), PGBinDir: b.PGBinDir, Jobs: 1}
+	a := &activities.Drill{Pool: d.Pool, Store: backupStore(d), PGBinDir: b.PGBinDir, Jobs: b.DrillRestoreJobs,
+		ProductionURL: d.Config.DatabaseURL, AllowProductionServer: b.DrillAllowProductionServer,
+		RuntimeTemplate: d.Config.DatabaseURL, TreasuryTemplate: d.Config.Treasury.DatabaseURL}
+	if a.Jobs == 0 {
+		a.Jobs = runtime.NumCPU()
+	}
 	a.ServerURL = b.DrillDatabaseURL
 	if a.ServerURL == "" {
 		a.ServerURL = d.Config.DatabaseURL
+	}
+	if !a.AllowProductionServer && activities.SameServer(a.ServerURL, a.ProductionURL) {
+		d.Logger.Warn("drill: DRILL_DATABASE_URL is unset or on DATABASE_URL's server: drills will refuse to run until DRILL_DATABASE_URL names a drill server (or DRILL_ALLOW_PRODUCTION_SERVER=true)")
 	}
 	if b.IdentityFile != "" {
 		ids, err := backup.ReadIdentities(b.IdentityFile)
@@ -79,8 +98,16 @@ func registerDrill(_ context.Context, w worker.Registry, d Deps) (func(), error)
 			return nil, fmt.Errorf("BACKUP_IDENTITY_FILE: %w", err)
 		}
 		a.Identities = ids
-	} else {
-		d.Logger.Warn("drill: no BACKUP_IDENTITY_FILE: drills will fail until one is set")
+	}
+	if b.PassphraseFile != "" {
+		ids, err := backup.ReadPassphraseFile(b.PassphraseFile)
+		if err != nil {
+			return nil, fmt.Errorf("BACKUP_PASSPHRASE_FILE: %w", err)
+		}
+		a.Identities = append(a.Identities, ids...)
+	}
+	if len(a.Identities) == 0 {
+		d.Logger.Warn("drill: no BACKUP_IDENTITY_FILE or BACKUP_PASSPHRASE_FILE: drills will fail until one is set")
 	}
 	w.RegisterWorkflowWithOptions(workflows.DrillWorkflow, workflow.RegisterOptions{Name: "DrillWorkflow"})
 	w.RegisterActivityWithOptions(a, activity.RegisterOptions{})

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/creatorvault/orchestrator/activities"
+	"github.com/creatorvault/orchestrator/backup"
 	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/internal/config"
 	"github.com/creatorvault/orchestrator/internal/testharness"
@@ -33,13 +34,11 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	defer cancel()
 	c := testharness.Temporal(t)
 	pg := testharness.FreshPG(t)
-	pool, url := pg.Pool, pg.URL
-	// Tables a later migration would make: created by the owner, so the default privileges
-	// let the backup role read them.
-	owner, err := db.Open(ctx, pg.OwnerURL)
+	pool := pg.Pool
+	const marker = "E2E-PLAINTEXT-CANARY"
+	owner, err := db.Open(ctx, pg.OwnerURL) // tables are the owner's, as migrations make them
 	require.NoError(t, err)
 	defer owner.Close()
-	const marker = "E2E-PLAINTEXT-CANARY"
 	_, err = owner.Exec(ctx, `
 		CREATE TABLE e2e_items (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), label text, n numeric, at timestamptz DEFAULT now(), doc jsonb);
 		INSERT INTO e2e_items (label, n, doc) SELECT '`+marker+`-' || g, g * 3.5, jsonb_build_object('g', g) FROM generate_series(1, 300) g;
@@ -55,10 +54,17 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	// Every domain's defaults (ApplySchedules applies all schedules), then this test's parts.
 	cfg, err := config.LoadFrom(func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
-	cfg.DatabaseURL, cfg.S3 = url, s.Config
+	cfg.DatabaseURL, cfg.Treasury.DatabaseURL, cfg.Backup.DatabaseURL, cfg.S3 = pg.URL, pg.TreasuryURL, pg.BackupURL, s.Config
 	cfg.Backup.Recipients, cfg.Backup.IdentityFile = []string{id.Recipient().String()}, idFile
-	cfg.Backup.DatabaseURL = pg.BackupURL
-	cfg.Backup.DrillDatabaseURL = testharness.Postgres(t).AdminURL
+	cfg.Backup.DrillDatabaseURL = pg.AdminURL // drills create scratch databases: an administrator
+	cfg.Backup.DrillRestoreJobs = 2
+	// A stand-in for Temporal's PostgreSQL database (TEMPORAL_BACKUP_DATABASE_URLS).
+	temporalDB := "test_wk_temporal_" + time.Now().Format("150405.000000")[7:]
+	temporalURL, err := pg.Server.CreateDatabase(ctx, temporalDB, "")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pg.Server.DropDatabase(context.Background(), temporalDB) })
+	cfg.Backup.TemporalDatabaseURLs = []string{temporalURL}
+	cfg.Backup.DrillAllowProductionServer = true // the tests have one server
 	require.NoError(t, EnsureSearchAttributes(ctx, c, "default"))
 	require.NoError(t, ApplySchedules(ctx, c, cfg))
 	require.NoError(t, ApplySchedules(ctx, c, cfg), "applying schedules again changes nothing")
@@ -79,6 +85,10 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	row, err := db.GetBackup(ctx, pool, bres.BackupID)
 	require.NoError(t, err)
 	require.Equal(t, "complete", row.Status)
+	m, err := backup.ReadManifest(ctx, backup.Store{S3: s.Client, Bucket: s.Bucket}, bres.BackupID)
+	require.NoError(t, err)
+	require.Len(t, m.Parts, 1, "Temporal's database is a part of the nightly backup")
+	require.Equal(t, temporalDB, m.Parts[0].Name)
 	require.Equal(t, bres.SHA256, row.SHA256)
 	obj, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(row.ObjectKey)})
 	require.NoError(t, err)
@@ -95,6 +105,9 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.Equal(t, bres.BackupID, rep.BackupID)
 	require.True(t, rep.Verified)
 	require.Less(t, rep.RTOSeconds, 120)
+	require.NotNil(t, rep.Serving, "the drill ends with a serving check")
+	require.True(t, rep.Serving.OK, rep.Serving.Failed())
+	require.Equal(t, 2, rep.RestoreJobs, "DRILL_RESTORE_JOBS")
 
 	drills, err := db.ListDrills(ctx, pool, 10)
 	require.NoError(t, err)
@@ -121,6 +134,7 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(mdBody), "Outcome: **rto_exceeded**")
 	require.Contains(t, string(mdBody), "## Recommendations")
+	require.Contains(t, string(mdBody), "Serving check as the runtime role and the treasury login: passed")
 	chart, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(activities.DrillChartKey)})
 	require.NoError(t, err)
 	chartBody, err := io.ReadAll(chart.Body)
@@ -128,7 +142,8 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.True(t, bytes.HasPrefix(chartBody, []byte("\x89PNG")), "the RTO chart is a PNG")
 
 	var n int
-	require.NoError(t, testharness.Pool(t).QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname LIKE 'drill_%'`).Scan(&n))
+	require.NoError(t, testharness.Pool(t).QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = ANY($1)`,
+		[]string{activities.ScratchName(drills[0].ID), activities.ScratchName(rep.DrillID)}).Scan(&n))
 	require.Zero(t, n, "the scratch database is dropped")
 }
 

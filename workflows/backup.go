@@ -10,18 +10,12 @@ import (
 	"github.com/creatorvault/orchestrator/activities"
 )
 
-// Task queues of the backup domain. Only the drill queue's worker holds the identity.
-const (
-	BackupTaskQueue = "backup"
-	DrillTaskQueue  = "drill"
-)
+// BackupTaskQueue is the backup domain's task queue; its worker holds only the public
+// recipients.
+const BackupTaskQueue = "backup"
 
-// Search attributes of backups and drills.
-var (
-	BackupIDKey        = temporal.NewSearchAttributeKeyKeyword("BackupID")
-	DrillOutcomeKey    = temporal.NewSearchAttributeKeyKeyword("DrillOutcome")
-	DrillRTOSecondsKey = temporal.NewSearchAttributeKeyInt64("DrillRTOSeconds")
-)
+// BackupIDKey is the search attribute naming the backup a backup or drill workflow handles.
+var BackupIDKey = temporal.NewSearchAttributeKeyKeyword("BackupID")
 
 // backupSearchAttributes are the custom search attributes the backup workflow sets.
 var backupSearchAttributes = map[string]enumspb.IndexedValueType{

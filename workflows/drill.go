@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +10,16 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/creatorvault/orchestrator/activities"
+)
+
+// DrillTaskQueue is the fire drills' task queue: the only worker that holds the backup
+// identity.
+const DrillTaskQueue = "drill"
+
+// Search attributes of drills.
+var (
+	DrillOutcomeKey    = temporal.NewSearchAttributeKeyKeyword("DrillOutcome")
+	DrillRTOSecondsKey = temporal.NewSearchAttributeKeyInt64("DrillRTOSeconds")
 )
 
 // drillSearchAttributes are the custom search attributes the drill workflow sets.
@@ -54,8 +65,13 @@ type DrillReport struct {
 	Tables           int         `json:"tables"`
 	Steps            []DrillStep `json:"steps"`
 	Verified         bool        `json:"verified"`
-	Error            string      `json:"error,omitempty"`
-	Recommendations  []string    `json:"recommendations"`
+	// Serving is the serving check of the restored database as the runtime role and the
+	// treasury login; the drill passes only when it does.
+	Serving *activities.ServingReport `json:"serving,omitempty"`
+	// RestoreJobs is the pg_restore --jobs the drill used (DRILL_RESTORE_JOBS).
+	RestoreJobs     int      `json:"restore_jobs,omitempty"`
+	Error           string   `json:"error,omitempty"`
+	Recommendations []string `json:"recommendations"`
 }
 
 // DrillResult is the drill workflow's result: its report.
@@ -147,13 +163,22 @@ func DrillWorkflow(ctx workflow.Context, in DrillInput) (DrillResult, error) {
 	}
 	cancelTimer()
 	rep.Steps = append(rep.Steps, DrillStep{"restore and verify", workflow.Now(ctx).Sub(stepStart).Seconds()})
+	var appErr *temporal.ApplicationError
+	if restoreErr != nil && errors.As(restoreErr, &appErr) && appErr.HasDetails() {
+		// A failed restore reports how far it got (fingerprint, serving check).
+		_ = appErr.Details(&restored)
+	}
 	rep.StoredBytes, rep.DumpBytes, rep.Tables = restored.StoredBytes, restored.DumpBytes, restored.Tables
+	rep.Serving, rep.RestoreJobs = restored.Serving, restored.Jobs
 	if restoreErr == nil {
 		rep.Verified = true
 		rep.Steps = append(rep.Steps,
 			DrillStep{"download and check SHA-256", restored.DownloadSeconds},
 			DrillStep{"pg_restore", restored.RestoreSeconds},
 			DrillStep{"fingerprint", restored.VerifySeconds})
+	}
+	if restored.Serving != nil {
+		rep.Steps = append(rep.Steps, DrillStep{"serving check", restored.ServingSeconds})
 	}
 	// The measured RTO ends at the verified restore, before the cleanup.
 	end := workflow.Now(ctx)
@@ -185,6 +210,9 @@ func recommendations(r DrillReport) []string {
 	out := []string{}
 	if r.Outcome == DrillFail {
 		out = append(out, "The drill failed: fix the cause before relying on these backups.")
+	}
+	if r.Serving != nil && !r.Serving.OK {
+		out = append(out, "The restored database does not serve the application as its own roles: run `orchestrator db bootstrap` on the target server and check the grants (see docs/DR.md).")
 	}
 	switch {
 	case r.Outcome == DrillRTOExceeded || r.Breached:

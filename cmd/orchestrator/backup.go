@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"filippo.io/age"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -19,6 +20,7 @@ import (
 	"github.com/creatorvault/orchestrator/backup"
 	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/internal/objstore"
+	"github.com/creatorvault/orchestrator/recovery"
 	"github.com/creatorvault/orchestrator/workflows"
 )
 
@@ -80,15 +82,30 @@ func (a *app) backupCmd() *cobra.Command {
 	var status string
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List backups from the catalog (DATABASE_URL), newest first",
-		Args:  cobra.NoArgs,
+		Short: "List backups, newest first: the object store's manifests, reconciled into the catalog (DATABASE_URL)",
+		Long: "Reads every manifest in the object store (the truth), makes the catalog agree with it (a backup the\n" +
+			"catalog lacks is added; one whose manifest is gone is marked missing), prints the drift it found, then\n" +
+			"lists the catalog, which also remembers failed and pruned attempts and which backups a drill verified.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pool, err := a.openPool(cmd.Context())
+			ctx := cmd.Context()
+			pool, err := a.openPool(ctx)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			rows, err := db.ListBackups(cmd.Context(), pool, status, limit)
+			s3c, err := a.s3Client(ctx)
+			if err != nil {
+				return err
+			}
+			drift, err := recovery.ReconcileCatalog(ctx, pool, backup.Store{S3: s3c, Bucket: a.cfg.S3.Bucket})
+			if err != nil {
+				return err
+			}
+			if !drift.Empty() {
+				fmt.Fprintln(cmd.ErrOrStderr(), drift.String())
+			}
+			rows, err := db.ListBackups(ctx, pool, status, limit)
 			if err != nil {
 				return err
 			}
@@ -105,21 +122,25 @@ func (a *app) backupCmd() *cobra.Command {
 		},
 	}
 	list.Flags().IntVar(&limit, "limit", 50, "how many backups to show")
-	list.Flags().StringVar(&status, "status", "", "only running, complete, failed or pruned")
+	list.Flags().StringVar(&status, "status", "", "only running, complete, failed, pruned or missing")
 	cmd.AddCommand(now, list)
 	return cmd
 }
 
 func (a *app) restoreCmd() *cobra.Command {
-	var ref, at, target, identity string
-	var clean bool
+	var ref, at, target, identity, passphraseFile, temporalFile, temporalTarget, runtimeURL, treasuryURL string
+	var clean, create, withTemporal, noOwner bool
 	var jobs int
 	cmd := &cobra.Command{
-		Use:   "restore --backup <id|latest> [--at <time>] --target <database URL> --identity <file>",
-		Short: "Restore a backup from S3 into a database, verify it and print the result",
-		Long: "Downloads the backup (S3_ENDPOINT, S3_BUCKET), checks its SHA-256 against the manifest and that the\n" +
-			"identity opens it before writing anything, restores it into --target and compares the data with the\n" +
-			"manifest's fingerprint. The target must be empty unless --clean. Needs no catalog: works on a new server.",
+		Use:   "restore --backup <id|latest> [--at <time>] --target <database URL> (--identity <file> | --passphrase-file <file>)",
+		Short: "Restore a backup from S3 into a working system: roles, data with its owners, Temporal's state, serving check",
+		Long: "Resolves the backup from the object store alone (S3_ENDPOINT, S3_BUCKET; no catalog: works on a new server),\n" +
+			"checks that the identity or passphrase opens it and that the target is usable before touching anything,\n" +
+			"creates the target database (--create), runs the role bootstrap, restores with the owners and grants the\n" +
+			"source had, verifies the SHA-256 and the fingerprint, clears ephemeral rows (WebSocket sessions, rate-limit\n" +
+			"buckets), reconciles the backup catalog with the store, restores Temporal's state (--with-temporal) and\n" +
+			"ends with a serving check as the runtime role and the treasury login. --target connects an administrator.\n" +
+			"The runbook from an empty machine is docs/DR.md.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var atTime time.Time
@@ -130,7 +151,14 @@ func (a *app) restoreCmd() *cobra.Command {
 				}
 				atTime = t
 			}
-			ids, err := backup.ReadIdentities(identity)
+			ids, err := restoreIdentities(identity, passphraseFile)
+			if err != nil {
+				return err
+			}
+			if jobs < 1 {
+				return errors.New("--jobs must be at least 1")
+			}
+			passwords, err := a.rolePasswords()
 			if err != nil {
 				return err
 			}
@@ -147,33 +175,86 @@ func (a *app) restoreCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "restoring backup %s (%s, %d bytes stored) into %s\n", m.ID, m.StartedAt.Format(time.RFC3339), m.StoredBytes, redact(target))
 			bar := newBar(cmd.ErrOrStderr())
-			res, err := backup.Restore(ctx, st, backup.RestoreOptions{
-				ID: m.ID, TargetURL: target, Identities: ids, Clean: clean, Jobs: jobs, PGBinDir: a.cfg.Backup.PGBinDir,
+			res, err := recovery.Restore(ctx, recovery.Options{
+				Store: st, Manifest: m, TargetURL: target, Create: create, Clean: clean, NoOwner: noOwner,
+				Identities: ids, Jobs: jobs, PGBinDir: a.cfg.Backup.PGBinDir,
+				RuntimeURL: runtimeURL, TreasuryURL: treasuryURL, Passwords: passwords,
+				RuntimeTemplate: a.cfg.DatabaseURL, TreasuryTemplate: a.cfg.Treasury.DatabaseURL,
+				WithTemporal: withTemporal, TemporalFile: temporalFile, TemporalServerURL: temporalTarget,
 				Progress: bar.update,
 			})
 			bar.finish()
-			if res != nil && len(res.Mismatches) > 0 {
-				fmt.Fprintln(out, backup.Summary(res.Mismatches, len(res.Manifest.Tables)))
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "restored in %s (download and verify %s, pg_restore %s, fingerprint %s)\n",
-				(res.Download + res.Restore + res.Verify).Round(time.Millisecond), res.Download.Round(time.Millisecond),
-				res.Restore.Round(time.Millisecond), res.Verify.Round(time.Millisecond))
-			fmt.Fprintln(out, backup.Summary(nil, len(res.Tables)))
-			return nil
+			printRestore(out, m, res)
+			return err
 		},
 	}
-	cmd.Flags().StringVar(&ref, "backup", "latest", "a backup id, or latest")
-	cmd.Flags().StringVar(&at, "at", "", "with latest: the newest backup at or before this time (RFC 3339 or YYYY-MM-DD)")
-	cmd.Flags().StringVar(&target, "target", "", "the database URL to restore into (required; must exist)")
-	cmd.Flags().StringVar(&identity, "identity", "", "the age identity file that decrypts the backup (required)")
-	cmd.Flags().BoolVar(&clean, "clean", false, "restore into a non-empty database, dropping the backup's objects first")
-	cmd.Flags().IntVar(&jobs, "jobs", 1, "pg_restore --jobs; above 1 the dump is decrypted to a local file first")
+	f := cmd.Flags()
+	f.StringVar(&ref, "backup", "latest", "a backup id, or latest")
+	f.StringVar(&at, "at", "", "with latest: the newest backup at or before this time (RFC 3339 or YYYY-MM-DD)")
+	f.StringVar(&target, "target", "", "the database URL to restore into, as an administrator (required)")
+	f.StringVar(&identity, "identity", "", "the age identity file that decrypts the backup")
+	f.StringVar(&passphraseFile, "passphrase-file", "", "the passphrase of a passphrase-mode backup (BACKUP_PASSPHRASE_FILE's file)")
+	f.BoolVar(&create, "create", false, "create the target database when it does not exist")
+	f.BoolVar(&clean, "clean", false, "restore into a non-empty database, dropping the backup's objects first")
+	f.BoolVar(&noOwner, "no-owner", false, "restore everything as --target's user, without the source's owners and grants (docs/DR.md)")
+	f.IntVar(&jobs, "jobs", 1, "pg_restore --jobs")
+	f.BoolVar(&withTemporal, "with-temporal", false, "also restore Temporal's state from the backup")
+	f.StringVar(&temporalFile, "temporal-file", "", "with --with-temporal: where the dev server's SQLite state goes (must not exist)")
+	f.StringVar(&temporalTarget, "temporal-target", "", "with --with-temporal: an administrator's URL of the server that gets Temporal's PostgreSQL databases")
+	f.StringVar(&runtimeURL, "runtime-url", "", "serving check: the runtime role's URL (default: the target as DATABASE_URL's user and password, else orchestrator_app)")
+	f.StringVar(&treasuryURL, "treasury-url", "", "serving check: the treasury login's URL (default: the target as TREASURY_DATABASE_URL's user and password, else orchestrator_treasury_login)")
 	_ = cmd.MarkFlagRequired("target")
-	_ = cmd.MarkFlagRequired("identity")
+	cmd.MarkFlagsMutuallyExclusive("identity", "passphrase-file")
 	return cmd
+}
+
+// restoreIdentities reads the identity file or the passphrase file (exactly one).
+func restoreIdentities(identity, passphraseFile string) ([]age.Identity, error) {
+	switch {
+	case identity != "":
+		return backup.ReadIdentities(identity)
+	case passphraseFile != "":
+		return backup.ReadPassphraseFile(passphraseFile)
+	}
+	return nil, errors.New("--identity or --passphrase-file is required")
+}
+
+// printRestore prints what a restore did, as far as it got.
+func printRestore(out io.Writer, m *backup.Manifest, res *recovery.Result) {
+	if res == nil {
+		return
+	}
+	if r := res.Restore; r != nil {
+		if len(r.Mismatches) > 0 {
+			fmt.Fprintln(out, backup.Summary(r.Mismatches, len(m.Tables)))
+		} else if len(r.Tables) > 0 {
+			fmt.Fprintln(out, backup.Summary(nil, len(r.Tables)))
+		}
+	}
+	if len(res.Cleared) > 0 {
+		fmt.Fprintf(out, "ephemeral rows cleared: %s\n", strings.Join(res.Cleared, ", "))
+	}
+	if !res.Drift.Empty() {
+		fmt.Fprintln(out, res.Drift.String())
+	}
+	if len(res.Temporal) > 0 {
+		fmt.Fprintf(out, "Temporal state restored: %s\n", strings.Join(res.Temporal, ", "))
+	}
+	for _, c := range res.Serving.Checks {
+		mark := "ok"
+		if !c.OK {
+			mark = "FAILED: " + c.Error
+		}
+		fmt.Fprintf(out, "serving check  %-45s %-28s %s\n", c.Name, c.Role, mark)
+	}
+	var total float64
+	for _, s := range res.Steps {
+		total += s.Seconds
+		fmt.Fprintf(out, "  %-48s %8.2fs\n", s.Name, s.Seconds)
+	}
+	if res.Serving.OK {
+		fmt.Fprintf(out, "restored and serving in %.1fs\n", total)
+	}
 }
 
 func (a *app) drillCmd() *cobra.Command {

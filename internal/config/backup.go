@@ -34,21 +34,36 @@ type Backup struct {
 	// DrillDatabaseURL is a database on the server where drills create their scratch
 	// databases (DRILL_DATABASE_URL); empty means DATABASE_URL.
 	DrillDatabaseURL string
+	// DrillRestoreJobs is a drill's pg_restore --jobs (DRILL_RESTORE_JOBS); 0 means the drill
+	// worker's cores.
+	DrillRestoreJobs int
+	// DrillAllowProductionServer lets a drill restore onto DATABASE_URL's server
+	// (DRILL_ALLOW_PRODUCTION_SERVER); `orchestrator dev` sets it, having one server.
+	DrillAllowProductionServer bool
+	// TemporalDatabaseURLs are Temporal's PostgreSQL databases the nightly backup dumps too
+	// (TEMPORAL_BACKUP_DATABASE_URLS, comma separated).
+	TemporalDatabaseURLs []string
+	// TemporalSQLiteFile is the embedded dev server's state file, backed up with SQLite's
+	// online backup API; set by `orchestrator dev`, not from the environment.
+	TemporalSQLiteFile string
 }
 
 func loadBackup(e *env) Backup {
 	return Backup{
-		DatabaseURL:      e.str("BACKUP_DATABASE_URL", ""),
-		Recipients:       e.list("BACKUP_RECIPIENTS"),
-		RecipientsFile:   e.str("BACKUP_RECIPIENTS_FILE", ""),
-		PassphraseFile:   e.str("BACKUP_PASSPHRASE_FILE", ""),
-		IdentityFile:     e.str("BACKUP_IDENTITY_FILE", ""),
-		Schedule:         e.str("BACKUP_SCHEDULE", "0 2 * * *"),
-		KeepNightly:      e.integer("BACKUP_KEEP_NIGHTLY", 7, 1),
-		KeepMonthly:      e.integer("BACKUP_KEEP_MONTHLY", 12, 0),
-		PGBinDir:         e.str("PG_BIN_DIR", ""),
-		DrillSchedule:    e.str("DRILL_SCHEDULE", "0 3 1 1,4,7,10 *"),
-		DrillRTOTarget:   e.duration("DRILL_RTO_TARGET", 30*time.Minute),
-		DrillDatabaseURL: e.str("DRILL_DATABASE_URL", ""),
+		DatabaseURL:                e.str("BACKUP_DATABASE_URL", ""),
+		Recipients:                 e.list("BACKUP_RECIPIENTS"),
+		RecipientsFile:             e.str("BACKUP_RECIPIENTS_FILE", ""),
+		PassphraseFile:             e.str("BACKUP_PASSPHRASE_FILE", ""),
+		IdentityFile:               e.str("BACKUP_IDENTITY_FILE", ""),
+		Schedule:                   e.str("BACKUP_SCHEDULE", "0 2 * * *"),
+		KeepNightly:                e.integer("BACKUP_KEEP_NIGHTLY", 7, 1),
+		KeepMonthly:                e.integer("BACKUP_KEEP_MONTHLY", 12, 0),
+		PGBinDir:                   e.str("PG_BIN_DIR", ""),
+		DrillSchedule:              e.str("DRILL_SCHEDULE", "0 3 1 1,4,7,10 *"),
+		DrillRTOTarget:             e.duration("DRILL_RTO_TARGET", 30*time.Minute),
+		DrillDatabaseURL:           e.str("DRILL_DATABASE_URL", ""),
+		DrillRestoreJobs:           e.integer("DRILL_RESTORE_JOBS", 0, 0),
+		DrillAllowProductionServer: e.boolean("DRILL_ALLOW_PRODUCTION_SERVER", false),
+		TemporalDatabaseURLs:       e.list("TEMPORAL_BACKUP_DATABASE_URLS"),
 	}
 }

@@ -16,9 +16,16 @@ import (
 // devBackup fills in the backup domain's dev defaults: a demo age identity under
 // <dataDir>/backup/identity.txt (0600, generated once). The backup worker gets only its
 // public recipient; the identity file is for the drill worker and `orchestrator restore`.
+//
+// Dev has one PostgreSQL server, so drills may restore beside the application there; and
+// when the embedded Temporal server runs, its SQLite state goes into every backup.
 func devBackup(ctx context.Context, cfg *config.Config, dataDir string, stack *cleanup) ([]string, error) {
 	_, _ = ctx, stack
 	b := &cfg.Backup
+	b.DrillAllowProductionServer = true
+	if _, set := os.LookupEnv("TEMPORAL_ADDRESS"); !set && len(b.TemporalDatabaseURLs) == 0 {
+		b.TemporalSQLiteFile = filepath.Join(dataDir, "temporal.db")
+	}
 	if len(b.Recipients) > 0 || b.RecipientsFile != "" || b.PassphraseFile != "" {
 		return []string{"Backups      recipients from the environment"}, nil
 	}
