@@ -33,7 +33,8 @@ type Config struct {
 	// oldest kept full backup is expired with it.
 	RetentionFull, RetentionDiff int
 
-	// PGData is the cluster's data directory (PITR_PG_DATA).
+	// PGData is the cluster's data directory (PITR_PG_DATA); needed to back up, not to list or
+	// restore.
 	PGData string
 	// PGPort is the port the cluster listens on (PITR_PG_PORT, default 5432).
 	PGPort int
@@ -148,7 +149,7 @@ func (c Config) Validate() error {
 	if c.CipherPass == "" {
 		return ErrNoCipherPass
 	}
-	for name, v := range map[string]string{"PITR_STANZA": c.Stanza, "PITR_PG_DATA": c.PGData, "S3_BUCKET": c.S3Bucket} {
+	for name, v := range map[string]string{"PITR_STANZA": c.Stanza, "S3_BUCKET": c.S3Bucket} {
 		if v == "" {
 			return fmt.Errorf("pitr: %s is not set", name)
 		}
