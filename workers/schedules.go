@@ -30,6 +30,7 @@ func schedules(cfg *config.Config) []schedule {
 	var all []schedule
 	all = append(all, backupSchedules(cfg)...)
 	all = append(all, forecastSchedules(cfg)...)
+	all = append(all, pitrSchedules(cfg)...)
 	return all
 }
 

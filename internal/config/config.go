@@ -49,6 +49,8 @@ type Config struct {
 	Treasury Treasury
 	Backup   Backup
 	Forecast Forecast
+	// PITR is point-in-time recovery's schedules.
+	PITR PITR
 }
 
 // S3 configures the object store.
@@ -133,6 +135,7 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 	c.Treasury = loadTreasury(e)
 	c.Backup = loadBackup(e)
 	c.Forecast = loadForecast(e)
+	c.PITR = loadPITR(e)
 	if e.first != nil {
 		return nil, e.first
 	}
