@@ -15,8 +15,10 @@ run: build ## Start everything in one process: PostgreSQL, S3, Temporal + UI, wo
 build: ## Build bin/orchestrator
 	$(GO) build -o $(BIN) ./cmd/orchestrator
 
-test: ## go vet, then every test against real parts, with the race detector
+test: ## go vet, the alert rules (promtool), then every test against real parts, with the race detector
 	$(GO) vet ./...
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 	$(GO) test $(TESTFLAGS) ./...
 
 lint: ## go vet and staticcheck

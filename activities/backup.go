@@ -114,6 +114,7 @@ func (a *Backup) Run(ctx context.Context, in BackupRunInput) (BackupRunResult, e
 	})
 	stop()
 	if err != nil {
+		backup.ObserveBackupFailure(in.Kind)
 		_ = db.FailBackup(context.WithoutCancel(ctx), a.Pool, in.BackupID, err.Error(), time.Now())
 		return BackupRunResult{}, err
 	}
@@ -122,6 +123,7 @@ func (a *Backup) Run(ctx context.Context, in BackupRunInput) (BackupRunResult, e
 		FinishedAt: &fin, DumpBytes: m.DumpBytes, StoredBytes: m.StoredBytes, SHA256: m.SHA256, Tables: len(m.Tables)}); err != nil {
 		return BackupRunResult{}, err
 	}
+	backup.ObserveBackup(in.Kind, m.StartedAt, m.FinishedAt, m.StoredBytes)
 	return BackupRunResult{BackupID: m.ID, ObjectKey: m.Object, SHA256: m.SHA256, DumpBytes: m.DumpBytes,
 		StoredBytes: m.StoredBytes, Tables: len(m.Tables)}, nil
 }

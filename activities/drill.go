@@ -165,9 +165,13 @@ func (a *Drill) Restore(ctx context.Context, in DrillRestoreInput) (DrillRestore
 			}
 		}
 	}
+	if out.Serving != nil {
+		backup.ObserveServingCheck(out.Serving.OK)
+	}
 	if err != nil {
 		switch {
 		case len(out.Mismatches) > 0:
+			backup.ObserveFingerprintMismatch()
 			return out, temporal.NewNonRetryableApplicationError(err.Error(), "drill_mismatch", err, out)
 		case errors.Is(err, db.ErrNotServing):
 			return out, temporal.NewNonRetryableApplicationError(err.Error(), "drill_not_serving", err, out)
@@ -253,9 +257,18 @@ func (a *Drill) Record(ctx context.Context, in DrillRecord) error {
 	if err := a.storeReport(ctx, in.DrillID, report); err != nil {
 		return err
 	}
-	if in.Outcome == "pass" || in.Outcome == "rto_exceeded" {
-		return db.MarkBackupVerified(ctx, a.Pool, in.BackupID, in.FinishedAt)
+	verified := in.Outcome == "pass" || in.Outcome == "rto_exceeded"
+	if verified {
+		if err := db.MarkBackupVerified(ctx, a.Pool, in.BackupID, in.FinishedAt); err != nil {
+			return err
+		}
+		if b, err := db.GetBackup(ctx, a.Pool, in.BackupID); err == nil {
+			backup.ObserveVerified(b.StartedAt)
+		}
 	}
+	// Last, so that a retry of this activity does not count the drill twice.
+	backup.ObserveDrill(backup.DrillObservation{FinishedAt: in.FinishedAt, RTO: time.Duration(in.RTOSeconds) * time.Second,
+		Target: time.Duration(in.RTOTargetSeconds) * time.Second, Failed: !verified, Breached: in.Outcome == "rto_exceeded"})
 	return nil
 }
 
@@ -300,7 +313,7 @@ func (a *Drill) storeChart(ctx context.Context) error {
 		if d.Outcome == "running" {
 			continue
 		}
-		pts = append(pts, backup.RTOPoint{At: d.StartedAt, RTOSeconds: float64(d.RTOSeconds)})
+		pts = append(pts, backup.RTOPoint{At: d.StartedAt, RTOSeconds: float64(d.RTOSeconds), Failed: d.Outcome == "fail"})
 		target = time.Duration(d.RTOTargetSeconds) * time.Second
 	}
 	if len(pts) == 0 {

@@ -63,19 +63,3 @@ func TestRefreshForecastsPagesAndResumes(t *testing.T) {
 	require.ErrorAs(t, err, &appErr)
 	require.True(t, appErr.NonRetryable())
 }
-
-func TestForecastCreatorRefusesEmptyHistory(t *testing.T) {
-	ctx := t.Context()
-	pool, _ := testharness.FreshDB(t)
-	quiet := uuid.New()
-	handle := "quiet_two"
-	now := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
-	_, _, err := db.UpsertUser(ctx, pool, quiet, db.UserInput{Role: "creator", DisplayName: "Quiet", Handle: &handle}, now)
-	require.NoError(t, err)
-	_, err = ForecastCreator(ctx, pool, quiet, now, 100, now)
-	de, ok := db.AsError(err)
-	require.True(t, ok, "%v", err)
-	require.Equal(t, "insufficient_history", de.Code)
-	_, err = ForecastCreator(ctx, pool, uuid.New(), now, 100, now)
-	require.ErrorIs(t, err, db.ErrNotFound)
-}

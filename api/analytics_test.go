@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"fmt"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/demo"
+	"github.com/creatorvault/orchestrator/forecast"
 )
 
 // analyticsEnv is the API on a fresh database seeded with the demo dataset, the clock on the
@@ -27,46 +30,100 @@ func analyticsEnv(t *testing.T) (*env, *demo.Dataset) {
 	return e, d
 }
 
+// xlmTips records a tip in XLM to creator on each of the days days before the clock's day.
+func xlmTips(t *testing.T, e *env, creator uuid.UUID, days int) {
+	t.Helper()
+	var evs []db.RevenueEventInput
+	today := db.Day(e.clock.Now())
+	for i := 1; i <= days; i++ {
+		evs = append(evs, db.RevenueEventInput{ExternalID: fmt.Sprintf("xlm-tip-%s-%d", creator, i), CreatorID: creator,
+			Kind: db.KindTip, AmountStroops: int64(200+i%9*10) * 1_0000000, Asset: "XLM", OccurredAt: today.AddDate(0, 0, -i).Add(time.Hour)})
+	}
+	_, err := db.RecordRevenueEvents(t.Context(), e.pool, evs)
+	require.NoError(t, err)
+}
+
 func TestPredictRevenue(t *testing.T) {
 	e, d := analyticsEnv(t)
-	creator := d.Creators[0].ID
+	creator := d.Creators[0].ID // sells in USDC; here also tipped in XLM
+	xlmTips(t, e, creator, 120)
 	tok := e.token(creator, RoleCreator)
 
 	r := e.do("POST", "/api/v1/predict/revenue", tok, map[string]any{"creator_id": creator})
 	require.Equal(t, http.StatusOK, r.Code, "%s", r.Body)
 	m := r.JSON(t)
-	require.Equal(t, []string{"creator_id", "predictions"}, keysOf(m))
+	require.Equal(t, []string{"creator_id", "forecasts"}, keysOf(m))
 	require.Equal(t, creator.String(), m["creator_id"])
-	preds := m["predictions"].([]any)
-	require.Len(t, preds, 3)
-	for i, p := range preds {
-		p := p.(map[string]any)
-		require.Equal(t, []string{"confidence_interval", "factors", "period_days", "predicted_revenue"}, keysOf(p))
-		require.EqualValues(t, 30*(i+1), p["period_days"])
-		ci := p["confidence_interval"].(map[string]any)
-		require.Equal(t, []string{"confidence_level", "lower_bound", "upper_bound"}, keysOf(ci))
-		require.EqualValues(t, 0.95, ci["confidence_level"])
-		require.LessOrEqual(t, ci["lower_bound"].(float64), p["predicted_revenue"].(float64))
-		require.LessOrEqual(t, p["predicted_revenue"].(float64), ci["upper_bound"].(float64))
-		require.Greater(t, p["predicted_revenue"].(float64), 0.0)
-		f := p["factors"].(map[string]any)
-		require.Equal(t, []string{"base_revenue", "churn_rate", "growth_rate", "stream_count", "volatility"}, keysOf(f))
-		require.Greater(t, f["stream_count"].(float64), 0.0)
+	blocks := m["forecasts"].([]any)
+	require.Len(t, blocks, 2, "one block per asset")
+	for k, asset := range []string{"USDC", "XLM"} {
+		b := blocks[k].(map[string]any)
+		require.Equal(t, []string{"as_of", "asset", "created_at", "factors", "history_days", "model_version", "paths", "predictions"}, keysOf(b))
+		require.Equal(t, asset, b["asset"])
+		require.Equal(t, forecast.ModelVersion, b["model_version"])
+		f := b["factors"].(map[string]any)
+		require.Equal(t, []string{"base_revenue_stroops", "churn_rate", "growth_rate", "growth_std_error", "stream_count", "volatility", "volatility_df"}, keysOf(f))
+		preds := b["predictions"].([]any)
+		require.Len(t, preds, 3)
+		for i, p := range preds {
+			p := p.(map[string]any)
+			require.Equal(t, []string{"confidence_interval", "period_days", "predicted_revenue_stroops"}, keysOf(p))
+			require.EqualValues(t, 30*(i+1), p["period_days"])
+			ci := p["confidence_interval"].(map[string]any)
+			require.Equal(t, []string{"confidence_level", "lower_bound_stroops", "upper_bound_stroops"}, keysOf(ci))
+			require.EqualValues(t, 0.95, ci["confidence_level"])
+			require.LessOrEqual(t, ci["lower_bound_stroops"].(float64), p["predicted_revenue_stroops"].(float64))
+			require.LessOrEqual(t, p["predicted_revenue_stroops"].(float64), ci["upper_bound_stroops"].(float64))
+			require.Greater(t, p["predicted_revenue_stroops"].(float64), 0.0)
+		}
 	}
-	require.Equal(t, 1, e.count(`SELECT count(*) FROM forecasts WHERE creator_id = $1`, creator))
+	// XLM is in XLM's stroops: its base is the tips of the last 30 days, nothing of USDC.
+	var tips int64
+	for i := 1; i <= 30; i++ {
+		tips += int64(200+i%9*10) * 1_0000000
+	}
+	xlm := blocks[1].(map[string]any)["factors"].(map[string]any)
+	require.EqualValues(t, tips, xlm["base_revenue_stroops"])
+	require.EqualValues(t, 0, xlm["stream_count"])
+	require.Greater(t, blocks[0].(map[string]any)["factors"].(map[string]any)["stream_count"].(float64), 0.0)
+	require.Equal(t, 2, e.count(`SELECT count(*) FROM forecasts WHERE creator_id = $1`, creator))
 
-	// The same day again gives the same numbers (seeded from creator and as-of date).
+	// The same day again gives the same numbers (seeded from creator, asset and as-of date).
 	again := e.do("POST", "/api/v1/predict/revenue", e.token(d.Admin, RoleAdmin), map[string]any{"creator_id": creator})
 	require.Equal(t, http.StatusOK, again.Code)
 	require.JSONEq(t, string(r.Body), string(again.Body))
-	require.Equal(t, 1, e.count(`SELECT count(*) FROM forecasts WHERE creator_id = $1`, creator))
+	require.Equal(t, 2, e.count(`SELECT count(*) FROM forecasts WHERE creator_id = $1`, creator))
 
-	// The stored forecast reads back.
+	// The stored forecasts read back.
 	got := e.do("GET", "/api/v1/analytics/"+creator.String()+"/forecast", tok, nil)
 	require.Equal(t, http.StatusOK, got.Code, "%s", got.Body)
 	gm := got.JSON(t)
-	require.Equal(t, "2026-10-01", gm["as_of"])
-	require.Equal(t, m["predictions"], gm["predictions"])
+	require.Len(t, gm["forecasts"], 2)
+	for k := range 2 {
+		want, have := blocks[k].(map[string]any), gm["forecasts"].([]any)[k].(map[string]any)
+		require.Equal(t, "2026-10-01", have["as_of"])
+		require.Equal(t, want["predictions"], have["predictions"])
+		require.Equal(t, want["factors"], have["factors"])
+	}
+}
+
+// TestPredictRevenueSkipsAnAssetWithTooLittleHistory: revenue in XLM for a single day next to
+// a USDC history: the USDC forecast is answered, XLM is listed as skipped with its reason.
+func TestPredictRevenueSkipsAnAssetWithTooLittleHistory(t *testing.T) {
+	e, d := analyticsEnv(t)
+	creator := d.Creators[1].ID
+	xlmTips(t, e, creator, 1)
+	r := e.do("POST", "/api/v1/predict/revenue", e.token(creator, RoleCreator), map[string]any{"creator_id": creator})
+	require.Equal(t, http.StatusOK, r.Code, "%s", r.Body)
+	m := r.JSON(t)
+	require.Len(t, m["forecasts"], 1)
+	require.Equal(t, "USDC", m["forecasts"].([]any)[0].(map[string]any)["asset"])
+	skipped := m["skipped"].([]any)
+	require.Len(t, skipped, 1)
+	sk := skipped[0].(map[string]any)
+	require.Equal(t, "XLM", sk["asset"])
+	require.Equal(t, "insufficient_history", sk["code"])
+	require.NotContains(t, string(r.Body), "NaN")
 }
 
 func keysOf(m map[string]any) []string {
@@ -112,9 +169,19 @@ func TestPredictRevenueRejects(t *testing.T) {
 	}
 	require.Zero(t, e.count(`SELECT count(*) FROM forecasts`))
 
-	// A creator without history: 422, nothing stored.
+	// A creator whose only revenue is a single day: 422, nothing stored.
+	single := d.Creators[2].ID
+	_, err := e.pool.Exec(t.Context(), `DELETE FROM revenue_events WHERE creator_id = $1 AND occurred_at < $2`, single, db.Day(e.clock.Now()).AddDate(0, 0, -1))
+	require.NoError(t, err)
+	require.Positive(t, e.count(`SELECT count(*) FROM revenue_events WHERE creator_id = $1`, single))
+	r := e.do("POST", path, e.token(single, RoleCreator), map[string]any{"creator_id": single})
+	require.Equal(t, http.StatusUnprocessableEntity, r.Code, "%s", r.Body)
+	require.Equal(t, "insufficient_history", r.ErrorCode(t))
+	require.Zero(t, e.count(`SELECT count(*) FROM forecasts`))
+
+	// A creator without history (all zero): 422, nothing stored.
 	fresh := uuid.New()
-	r := e.do("PUT", "/api/v1/users/"+fresh.String(), admin, map[string]any{"role": "creator", "display_name": "New", "handle": "brand_new"})
+	r = e.do("PUT", "/api/v1/users/"+fresh.String(), admin, map[string]any{"role": "creator", "display_name": "New", "handle": "brand_new"})
 	require.Equal(t, http.StatusCreated, r.Code, "%s", r.Body)
 	r = e.do("POST", path, e.token(fresh, RoleCreator), map[string]any{"creator_id": fresh})
 	require.Equal(t, http.StatusUnprocessableEntity, r.Code, "%s", r.Body)
@@ -151,9 +218,15 @@ func TestCreatorStreamsEndpoint(t *testing.T) {
 	r := e.do("GET", "/api/v1/analytics/"+creator.String()+"/streams?limit=5", tok, nil)
 	require.Equal(t, http.StatusOK, r.Code, "%s", r.Body)
 	m := r.JSON(t)
-	require.Greater(t, m["active_streams"].(float64), 0.0)
-	require.GreaterOrEqual(t, m["total_streams"].(float64), m["active_streams"].(float64)+m["cancellations_total"].(float64))
-	require.Greater(t, m["tip_revenue_stroops"].(float64), 0.0)
+	require.Equal(t, []string{"assets", "creator_id", "items", "next_cursor"}, keysOf(m))
+	assets := m["assets"].([]any)
+	require.Len(t, assets, 1)
+	a := assets[0].(map[string]any)
+	require.Equal(t, "USDC", a["asset"])
+	require.Greater(t, a["active_streams"].(float64), 0.0)
+	require.GreaterOrEqual(t, a["total_streams"].(float64), a["active_streams"].(float64)+a["cancellations_total"].(float64))
+	require.Greater(t, a["tip_revenue_stroops"].(float64), 0.0)
+	require.Greater(t, a["revenue_stroops"].(float64), a["tip_revenue_stroops"].(float64))
 	require.Len(t, m["items"].([]any), 5)
 	require.NotNil(t, m["next_cursor"])
 	next := e.do("GET", "/api/v1/analytics/"+creator.String()+"/streams?limit=5&after="+m["next_cursor"].(string), tok, nil)
@@ -198,4 +271,12 @@ func TestForecastChart(t *testing.T) {
 		require.Greater(t, img.Bounds().Dx(), 100)
 	}
 	require.Equal(t, 404, e.do("GET", "/api/v1/analytics/"+creator.String()+"/forecast.png", e.token(d.Creators[0].ID, RoleCreator), nil).Code)
+	// Per asset: this creator sells in XLM; a USDC chart does not exist, EURC is not supported.
+	require.Equal(t, 200, e.do("GET", "/api/v1/analytics/"+creator.String()+"/forecast.png?asset=XLM", tok, nil).Code)
+	r := e.do("GET", "/api/v1/analytics/"+creator.String()+"/forecast.png?asset=USDC", tok, nil)
+	require.Equal(t, 404, r.Code)
+	require.Equal(t, "forecast_not_found", r.ErrorCode(t))
+	r = e.do("GET", "/api/v1/analytics/"+creator.String()+"/forecast.png?asset=EURC", tok, nil)
+	require.Equal(t, 422, r.Code)
+	require.Equal(t, "unsupported_asset", r.ErrorCode(t))
 }

@@ -36,31 +36,46 @@ func ValidRole(r string) bool { return slices.Contains(Roles, Role(r)) }
 type Principal struct {
 	UserID uuid.UUID
 	Role   Role
+	// SessionID is the sign-in session the token belongs to (its sid claim); uuid.Nil for
+	// operator-minted tokens (`orchestrator token`) and an outside provider's tokens.
+	SessionID uuid.UUID
+	// External is set for a token of the OIDC provider: its role comes from the provider.
+	External bool
 }
 
-// claims are the token's claims: sub (user id), role, iat, exp.
+// claims are the token's claims: sub (user id), role, iat, exp, and sid (the session) for
+// tokens of a sign-in.
 type claims struct {
 	Role string `json:"role"`
+	Sid  string `json:"sid,omitempty"`
 	jwt.RegisteredClaims
 }
 
 // IssueToken signs an HS256 token for user with role, valid for ttl from now.
 func IssueToken(secret []byte, user uuid.UUID, role Role, ttl time.Duration, now time.Time) (string, error) {
+	return IssueSessionToken(secret, user, role, uuid.Nil, ttl, now)
+}
+
+// IssueSessionToken signs an access token of session sid (uuid.Nil: none, an operator token).
+func IssueSessionToken(secret []byte, user uuid.UUID, role Role, sid uuid.UUID, ttl time.Duration, now time.Time) (string, error) {
 	if len(secret) < 32 {
 		return "", errors.New("JWT secret must be at least 32 bytes")
 	}
 	if !ValidRole(string(role)) {
 		return "", fmt.Errorf("unknown role %q (want one of fan, creator, council, admin, service)", role)
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims{
+	cl := claims{
 		Role: string(role),
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   user.String(),
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 		},
-	})
-	return tok.SignedString(secret)
+	}
+	if sid != uuid.Nil {
+		cl.Sid = sid.String()
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, cl).SignedString(secret)
 }
 
 // tokenParser pins the algorithm to HS256 (so "none" and RS/ES tokens are refused) and
@@ -74,28 +89,46 @@ var tokenParser = jwt.NewParser(
 
 // ParseToken verifies a token and returns its principal.
 func ParseToken(secret []byte, raw string) (Principal, error) {
+	p, _, err := parseToken(secret, raw)
+	return p, err
+}
+
+// parseToken verifies a token and returns its principal and its lifetime (exp - iat).
+func parseToken(secret []byte, raw string) (Principal, time.Duration, error) {
 	var cl claims
 	_, err := tokenParser.ParseWithClaims(raw, &cl, func(*jwt.Token) (any, error) { return secret, nil })
 	if err != nil {
 		switch {
 		case errors.Is(err, jwt.ErrTokenExpired):
-			return Principal{}, errors.New("the token has expired")
+			return Principal{}, 0, errors.New("the token has expired")
 		case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-			return Principal{}, errors.New("the token's signature or algorithm is not accepted")
+			return Principal{}, 0, errors.New("the token's signature or algorithm is not accepted")
 		case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-			return Principal{}, errors.New("the token lacks a required claim (exp)")
+			return Principal{}, 0, errors.New("the token lacks a required claim (exp)")
 		default:
-			return Principal{}, errors.New("the token is not valid")
+			return Principal{}, 0, errors.New("the token is not valid")
 		}
 	}
 	id, err := uuid.Parse(cl.Subject)
 	if err != nil {
-		return Principal{}, errors.New("the token's sub claim is not a user id")
+		return Principal{}, 0, errors.New("the token's sub claim is not a user id")
 	}
 	if !ValidRole(cl.Role) {
-		return Principal{}, errors.New("the token's role claim is not a known role")
+		return Principal{}, 0, errors.New("the token's role claim is not a known role")
 	}
-	return Principal{UserID: id, Role: Role(cl.Role)}, nil
+	p := Principal{UserID: id, Role: Role(cl.Role)}
+	if cl.Sid != "" {
+		if p.SessionID, err = uuid.Parse(cl.Sid); err != nil {
+			return Principal{}, 0, errors.New("the token's sid claim is not a session id")
+		}
+	}
+	var life time.Duration
+	if cl.IssuedAt != nil {
+		life = cl.ExpiresAt.Sub(cl.IssuedAt.Time)
+	} else {
+		life = time.Duration(1<<63 - 1)
+	}
+	return p, life, nil
 }
 
 const principalKey = "principal"
@@ -109,10 +142,9 @@ func (s *Server) authenticate(c *gin.Context) {
 		fail(c, http.StatusUnauthorized, "unauthenticated", "send Authorization: Bearer <token>")
 		return
 	}
-	p, err := ParseToken(s.cfg.Auth.JWTSecret, raw)
+	p, err := s.verifyToken(c, raw)
 	if err != nil {
-		s.audit(c, nil, "auth.failed", "", err.Error())
-		fail(c, http.StatusUnauthorized, "unauthenticated", err.Error())
+		s.refuseToken(c, "", err)
 		return
 	}
 	c.Set(principalKey, p)

@@ -38,6 +38,7 @@ func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 type env struct {
 	t      *testing.T
 	router *gin.Engine
+	server *Server
 	pool   *pgxpool.Pool
 	// tpool is the treasury login's pool (nil when the test gave none).
 	tpool *pgxpool.Pool
@@ -63,11 +64,12 @@ func newEnvOn(t *testing.T, pool *pgxpool.Pool, opts ...envOption) *env {
 	require.NoError(t, err)
 	cfg.Auth.JWTSecret = testSecret
 	clk := &clock{t: time.Now().UTC().Truncate(time.Microsecond)}
-	d := Deps{Pool: pool, Config: cfg, Logger: testharness.Logger(t), Now: clk.Now}
+	d := Deps{Pool: pool, Config: cfg, Logger: testharness.Logger(t), Now: clk.Now, Context: t.Context()}
 	for _, o := range opts {
 		o(&d)
 	}
-	return &env{t: t, router: NewRouter(d), pool: pool, tpool: d.TreasuryPool, clock: clk}
+	router, srv := buildRouter(d)
+	return &env{t: t, router: router, server: srv, pool: pool, tpool: d.TreasuryPool, clock: clk}
 }
 
 // user is a caller with a token.

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/creatorvault/orchestrator/internal/config"
+	"github.com/creatorvault/orchestrator/internal/password"
 )
 
 // Deps are what the API needs; NewRouter takes them and nothing global.
@@ -36,6 +37,8 @@ type Deps struct {
 	Context context.Context
 	// Realtime tunes the WebSocket (heartbeat, buffers, limits); zero values are defaults.
 	Realtime RealtimeOptions
+	// SignIn tunes the sign-in limits; zero values are defaults.
+	SignIn SignInOptions
 }
 
 // Server holds the handlers' dependencies.
@@ -47,10 +50,20 @@ type Server struct {
 	logger       *slog.Logger
 	now          func() time.Time
 	rt           *realtime
+	// Sign-in (issue 18): password hashing, the revocation set, an optional OIDC provider.
+	hasher  *password.Hasher
+	revoked *revocations
+	oidc    *oidcVerifier
+	signIn  signInSettings
 }
 
 // NewRouter builds the HTTP handler with every route of the API.
 func NewRouter(d Deps) *gin.Engine {
+	r, _ := buildRouter(d)
+	return r
+}
+
+func buildRouter(d Deps) (*gin.Engine, *Server) {
 	s := newServer(d)
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -79,7 +92,9 @@ func NewRouter(d Deps) *gin.Engine {
 	s.registerAnalytics(v1)
 	s.registerComments(v1)
 	s.registerMessages(v1)
-	return r
+	s.registerSignIn(r.Group("/api/v1/auth"), v1)
+	s.registerErasure(v1)
+	return r, s
 }
 
 func newServer(d Deps) *Server {
@@ -94,6 +109,7 @@ func newServer(d Deps) *Server {
 		s.now = time.Now
 	}
 	s.rt = newRealtime(s, d.Context, d.Realtime)
+	s.initSignIn(d.Context, d.SignIn)
 	return s
 }
 

@@ -116,10 +116,9 @@ func (s *Server) serveWS(c *gin.Context) {
 		fail(c, http.StatusUnauthorized, "unauthenticated", "send Authorization: Bearer <token> or ?token=")
 		return
 	}
-	p, err := ParseToken(s.cfg.Auth.JWTSecret, raw)
+	p, err := s.verifyToken(c, raw)
 	if err != nil {
-		s.audit(c, nil, "auth.failed", "/ws", err.Error())
-		fail(c, http.StatusUnauthorized, "unauthenticated", err.Error())
+		s.refuseToken(c, "/ws", err)
 		return
 	}
 	if origin := c.GetHeader("Origin"); origin != "" && !slices.Contains(s.cfg.Auth.AllowedOrigins, origin) {
@@ -149,7 +148,13 @@ func (s *Server) serveWS(c *gin.Context) {
 	conn := &wsConn{h: h, ws: ws, user: p, id: uuid.New(), send: make(chan []byte, h.opts.SendBuffer),
 		done: make(chan struct{}), drained: make(chan struct{}), replaying: true, seen: map[uuid.UUID]bool{}}
 	h.register(conn)
+	// A revoked session, a changed role or an erased user closes the socket at once.
+	defer s.revoked.watch(p, func(reason string) { conn.close(closePolicy, reason) })()
 	go conn.writePump()
+	// A revocation that arrived between the token check and the watch: close now.
+	if err := s.revoked.check(c.Request.Context(), p); err != nil {
+		conn.close(closePolicy, "session ended")
+	}
 
 	// Presence: this device is online; tell it who of its contacts is.
 	ctx := c.Request.Context()

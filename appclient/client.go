@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,6 +32,15 @@ type Client struct {
 
 	mu     sync.Mutex
 	shared map[uuid.UUID][]byte
+
+	// A signed-in client (SignIn) refreshes its access token by itself: ahead of its
+	// expiry, and once after a 401.
+	auth        sync.Mutex
+	refresh     string
+	expires     time.Time
+	signedIn    bool
+	SessionID   uuid.UUID
+	currentRole string
 }
 
 // New returns a client for user with token and key pair.
@@ -63,7 +73,43 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
+	tok, err := c.accessToken(ctx)
+	if err != nil {
+		return err
+	}
+	err = c.send(req, tok, out)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized && c.canRefresh() {
+		// The access token was refused (expired early, or the role changed): refresh once
+		// and retry. A refused refresh (session ended) is the answer.
+		if rerr := c.Refresh(ctx); rerr != nil {
+			return rerr
+		}
+		if req, err = http.NewRequestWithContext(ctx, method, c.BaseURL+path, bytesOf(in)); err != nil {
+			return err
+		}
+		if in != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		tok, _ := c.accessToken(ctx)
+		return c.send(req, tok, out)
+	}
+	return err
+}
+
+func bytesOf(in any) io.Reader {
+	if in == nil {
+		return nil
+	}
+	b, _ := json.Marshal(in)
+	return bytes.NewReader(b)
+}
+
+// send performs req with the bearer token and decodes the answer into out.
+func (c *Client) send(req *http.Request, token string, out any) error {
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -88,6 +134,92 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return json.Unmarshal(raw, out)
 	}
 	return nil
+}
+
+// refreshAhead is how long before its expiry an access token is replaced.
+const refreshAhead = 30 * time.Second
+
+// tokenPair is the API's answer to a sign-in or refresh.
+type tokenPair struct {
+	AccessToken  string    `json:"access_token"`
+	ExpiresIn    int       `json:"expires_in"`
+	RefreshToken string    `json:"refresh_token"`
+	SessionID    uuid.UUID `json:"session_id"`
+	UserID       uuid.UUID `json:"user_id"`
+	Role         string    `json:"role"`
+}
+
+// SignIn signs in with an email and password (POST /api/v1/auth/login) and returns a client
+// that refreshes its access token by itself (POST /api/v1/auth/refresh) for as long as the
+// session lasts. keys may be nil for a client that sends no messages.
+func SignIn(ctx context.Context, baseURL, email, password string, keys *KeyPair) (*Client, error) {
+	c := &Client{BaseURL: strings.TrimRight(baseURL, "/"), Keys: keys}
+	if err := c.exchange(ctx, "/api/v1/auth/login", map[string]string{"email": email, "password": password}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// exchange posts body to a sign-in endpoint and keeps the token pair it answers.
+func (c *Client) exchange(ctx context.Context, path string, body any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+path, bytesOf(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	var p tokenPair
+	if err := c.send(req, "", &p); err != nil {
+		return err
+	}
+	c.Token, c.UserID = p.AccessToken, p.UserID
+	c.refresh, c.SessionID, c.currentRole = p.RefreshToken, p.SessionID, p.Role
+	c.expires = time.Now().Add(time.Duration(p.ExpiresIn) * time.Second)
+	c.signedIn = true
+	return nil
+}
+
+// Role is the role of the signed-in user as of the last sign-in or refresh.
+func (c *Client) Role() string {
+	c.auth.Lock()
+	defer c.auth.Unlock()
+	return c.currentRole
+}
+
+func (c *Client) canRefresh() bool {
+	c.auth.Lock()
+	defer c.auth.Unlock()
+	return c.signedIn && c.refresh != ""
+}
+
+// accessToken returns the token to send, refreshing it first when it is about to expire.
+func (c *Client) accessToken(ctx context.Context) (string, error) {
+	c.auth.Lock()
+	defer c.auth.Unlock()
+	if c.signedIn && c.refresh != "" && time.Until(c.expires) < refreshAhead {
+		if err := c.exchange(ctx, "/api/v1/auth/refresh", map[string]string{"refresh_token": c.refresh}); err != nil {
+			return "", err
+		}
+	}
+	return c.Token, nil
+}
+
+// Refresh exchanges the refresh token for a new pair now (the old refresh token is spent).
+func (c *Client) Refresh(ctx context.Context) error {
+	c.auth.Lock()
+	defer c.auth.Unlock()
+	if !c.signedIn || c.refresh == "" {
+		return errors.New("appclient: not signed in with a password (SignIn)")
+	}
+	return c.exchange(ctx, "/api/v1/auth/refresh", map[string]string{"refresh_token": c.refresh})
+}
+
+// Logout ends the client's session (POST /api/v1/auth/logout); its tokens stop working.
+func (c *Client) Logout(ctx context.Context) error {
+	err := c.do(ctx, http.MethodPost, "/api/v1/auth/logout", nil, nil)
+	c.auth.Lock()
+	c.refresh, c.signedIn = "", false
+	c.auth.Unlock()
+	return err
 }
 
 // PublishKey publishes the client's public key.

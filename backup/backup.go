@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ import (
 	"filippo.io/age"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -53,6 +55,9 @@ type Store struct {
 	PartSize int64
 	// Concurrency is the number of parts uploaded at once; zero means 2.
 	Concurrency int
+	// StorageClass is the S3 storage class of uploaded objects (S3_STORAGE_CLASS, e.g.
+	// STANDARD_IA); empty leaves it to the bucket (STANDARD).
+	StorageClass string
 }
 
 func (s Store) prefix() string {
@@ -195,8 +200,11 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Run makes one backup: it streams the dump into S3 and writes the manifest last. On any
-// failure the multipart upload is aborted and no manifest exists.
+// Run makes one backup, in these steps: abort what an earlier attempt of the same id left;
+// open a snapshot of the database and export it; start pg_dump on that snapshot and, at the
+// same time on the exporting transaction, the fingerprint; stream the dump through zstd and
+// age into a multipart upload; write the manifest last. On any failure the multipart upload
+// is aborted and no manifest exists.
 func Run(ctx context.Context, st Store, o Options) (*Manifest, error) {
 	if o.ID == "" {
 		return nil, errors.New("backup: no backup id")
@@ -209,79 +217,214 @@ func Run(ctx context.Context, st Store, o Options) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manifest{ID: o.ID, Version: ManifestVersion, Kind: o.Kind, Format: Format, StartedAt: now().UTC(), Object: st.ObjectKey(o.ID),
-		Recipients: o.Recipients, Passphrase: o.Passphrase != ""}
+	m := &Manifest{ID: o.ID, Version: ManifestVersion, Kind: o.Kind, Format: Format, StartedAt: now().UTC(),
+		Object: st.ObjectKey(o.ID), Recipients: o.Recipients, Passphrase: o.Passphrase != ""}
 	if m.Recipients == nil {
 		m.Recipients = []string{}
 	}
-
-	// A previous attempt of the same backup may have left a multipart upload behind (a worker
-	// killed mid-upload cannot abort it); abort those before starting.
+	// A worker killed mid-upload cannot abort its multipart upload: its retry does.
 	if err := abortUploads(ctx, st, m.Object); err != nil {
 		return nil, err
 	}
 
-	conn, err := pgx.Connect(ctx, o.DatabaseURL)
+	snap, err := openSnapshot(ctx, o.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	defer snap.close()
+	m.Database, m.ServerVersion = snap.database, snap.serverVersion
+	pgDump, err := FindBinary(o.PGBinDir, "pg_dump", snap.major)
+	if err != nil {
+		return nil, err
+	}
+	dump, err := startDump(ctx, pgDump, o.DatabaseURL, snap.name)
+	if err != nil {
+		return nil, err
+	}
+	fpCtx, cancelFingerprint := context.WithCancel(ctx)
+	defer cancelFingerprint()
+	fingerprint := snap.fingerprintAsync(fpCtx)
+	up := startUpload(ctx, st, m.Object)
+
+	sizes, streamErr := encryptStream(up.body, dump.stdout, recipients, o.Progress)
+	if err := dump.wait(streamErr != nil); streamErr == nil {
+		streamErr = err
+	}
+	if streamErr != nil {
+		cancelFingerprint()
+	}
+	tables, fpErr := fingerprint()
+	upErr := up.finish(streamErr)
+	switch {
+	case streamErr != nil:
+		return nil, streamErr
+	case upErr != nil:
+		return nil, fmt.Errorf("backup: upload to s3://%s/%s: %w", st.Bucket, m.Object, upErr)
+	case fpErr != nil:
+		_ = abortAndDelete(context.WithoutCancel(ctx), st, m.Object)
+		return nil, fpErr
+	}
+	snap.close()
+
+	m.Tables = tables
+	m.DumpBytes, m.CompressedBytes, m.StoredBytes, m.SHA256 = sizes.dump, sizes.compressed, sizes.stored, sizes.sha256
+	// Temporal's state, as further objects under the same manifest.
+	if m.Parts, err = backupTemporal(ctx, st, o, recipients); err != nil {
+		return nil, err
+	}
+	m.FinishedAt = now().UTC()
+	if err := writeManifest(ctx, st, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// snapshot is a REPEATABLE READ transaction whose snapshot is exported for pg_dump.
+type snapshot struct {
+	conn                    *pgx.Conn
+	tx                      pgx.Tx
+	name                    string
+	database, serverVersion string
+	major                   int
+}
+
+func openSnapshot(ctx context.Context, dbURL string) (*snapshot, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return nil, fmt.Errorf("backup: connect to the database: %w", err)
 	}
-	defer conn.Close(context.Background())
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	s := &snapshot{conn: conn}
+	s.tx, err = conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
+		s.close()
 		return nil, fmt.Errorf("backup: begin snapshot: %w", err)
 	}
-	defer func() { _ = tx.Rollback(context.Background()) }()
-	var snapshot string
-	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
+	if err := s.tx.QueryRow(ctx, "SELECT pg_export_snapshot(), current_database(), current_setting('server_version')").
+		Scan(&s.name, &s.database, &s.serverVersion); err != nil {
+		s.close()
 		return nil, fmt.Errorf("backup: export snapshot: %w", err)
 	}
-	if err := tx.QueryRow(ctx, "SELECT current_database(), current_setting('server_version')").Scan(&m.Database, &m.ServerVersion); err != nil {
-		return nil, fmt.Errorf("backup: server version: %w", err)
-	}
-	major, err := serverMajor(ctx, tx)
-	if err != nil {
+	if s.major, err = serverMajor(ctx, s.tx); err != nil {
+		s.close()
 		return nil, err
 	}
-	pgDump, err := FindBinary(o.PGBinDir, "pg_dump", major)
-	if err != nil {
-		return nil, err
-	}
+	return s, nil
+}
 
-	// The fingerprint is read in the exporting transaction itself while pg_dump reads the same
-	// snapshot through its own connection.
-	tables, err := fingerprintTx(ctx, tx)
-	if err != nil {
-		return nil, err
+// fingerprintAsync reads the fingerprint on the exporting transaction while pg_dump reads
+// the same snapshot through its own connection; the returned function waits for it.
+func (s *snapshot) fingerprintAsync(ctx context.Context) func() ([]Table, error) {
+	type result struct {
+		tables []Table
+		err    error
 	}
-	m.Tables = tables
+	done := make(chan result, 1)
+	go func() {
+		t, err := fingerprintTx(ctx, s.tx)
+		done <- result{t, err}
+	}()
+	return func() ([]Table, error) { r := <-done; return r.tables, r.err }
+}
 
-	args, env, err := pgArgs(o.DatabaseURL)
+func (s *snapshot) close() {
+	if s.conn == nil {
+		return
+	}
+	if s.tx != nil {
+		_ = s.tx.Rollback(context.Background())
+	}
+	_ = s.conn.Close(context.Background())
+	s.conn = nil
+}
+
+// dumpProcess is a running pg_dump writing the custom format, uncompressed, to stdout.
+type dumpProcess struct {
+	cmd    *exec.Cmd
+	cancel context.CancelFunc
+	stdout io.Reader
+	stderr *bytes.Buffer
+}
+
+func startDump(ctx context.Context, pgDump, dbURL, snapshot string) (*dumpProcess, error) {
+	args, env, err := pgArgs(dbURL)
 	if err != nil {
 		return nil, err
 	}
-	dumpCtx, cancelDump := context.WithCancel(ctx)
-	defer cancelDump()
+	dumpCtx, cancel := context.WithCancel(ctx)
 	cmd := exec.CommandContext(dumpCtx, pgDump, append([]string{"--format=custom", "--compress=0", "--snapshot=" + snapshot}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &limitedBuffer{b: &stderr, max: 8 << 10}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
+	d := &dumpProcess{cmd: cmd, cancel: cancel, stderr: &bytes.Buffer{}}
+	cmd.Stderr = &limitedBuffer{b: d.stderr, max: 8 << 10}
+	if d.stdout, err = cmd.StdoutPipe(); err != nil {
+		cancel()
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		cancel()
 		return nil, fmt.Errorf("backup: start pg_dump: %w", err)
 	}
+	return d, nil
+}
 
-	pr, pw := io.Pipe()
-	hash := sha256.New()
-	stored := &countWriter{w: io.MultiWriter(pw, hash), onWrite: o.Progress}
-
-	type upResult struct {
-		out *transfermanager.UploadObjectOutput
-		err error
+// wait reaps pg_dump, killing it first when the stream already failed.
+func (d *dumpProcess) wait(kill bool) error {
+	if kill {
+		d.cancel()
 	}
-	upDone := make(chan upResult, 1)
+	defer d.cancel()
+	if err := d.cmd.Wait(); err != nil {
+		return fmt.Errorf("backup: pg_dump failed: %v: %s", err, strings.TrimSpace(d.stderr.String()))
+	}
+	return nil
+}
+
+// streamSizes are the sizes of each layer of one stream and the ciphertext's SHA-256.
+type streamSizes struct {
+	dump, compressed, stored int64
+	sha256                   string
+}
+
+// encryptStream copies the dump through zstd and age into w, hashing and counting the
+// ciphertext.
+func encryptStream(w io.Writer, dump io.Reader, recipients []age.Recipient, progress func(int64)) (streamSizes, error) {
+	var s streamSizes
+	hash := sha256.New()
+	stored := &countWriter{w: io.MultiWriter(w, hash), onWrite: progress}
+	ageW, err := age.Encrypt(stored, recipients...)
+	if err != nil {
+		return s, fmt.Errorf("backup: age: %w", err)
+	}
+	compressed := &countWriter{w: ageW}
+	zw, err := zstd.NewWriter(compressed, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+	if err != nil {
+		return s, fmt.Errorf("backup: zstd: %w", err)
+	}
+	if s.dump, err = io.Copy(zw, dump); err != nil {
+		zw.Close()
+		return s, fmt.Errorf("backup: stream the dump: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return s, fmt.Errorf("backup: zstd: %w", err)
+	}
+	if err := ageW.Close(); err != nil {
+		return s, fmt.Errorf("backup: age: %w", err)
+	}
+	s.compressed, s.stored, s.sha256 = compressed.n.Load(), stored.n.Load(), hex.EncodeToString(hash.Sum(nil))
+	return s, nil
+}
+
+// upload is a multipart upload fed through a pipe.
+type upload struct {
+	ctx  context.Context
+	st   Store
+	key  string
+	body *io.PipeWriter
+	done chan error
+}
+
+func startUpload(ctx context.Context, st Store, key string) *upload {
+	pr, pw := io.Pipe()
+	u := &upload{ctx: ctx, st: st, key: key, body: pw, done: make(chan error, 1)}
 	tm := transfermanager.New(st.S3, func(opt *transfermanager.Options) {
 		if st.PartSize > 0 {
 			opt.PartSizeBytes = st.PartSize
@@ -292,78 +435,54 @@ func Run(ctx context.Context, st Store, o Options) (*Manifest, error) {
 		}
 	})
 	go func() {
-		out, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
-			Bucket: aws.String(st.Bucket), Key: aws.String(m.Object), Body: pr,
-			ContentType: aws.String("application/octet-stream"),
+		_, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
+			Bucket: aws.String(st.Bucket), Key: aws.String(key), Body: pr,
+			ContentType: aws.String("application/octet-stream"), StorageClass: tmtypes.StorageClass(st.StorageClass),
 		})
-		// Unblock the writer side if the upload stopped early.
-		if err != nil {
-			pr.CloseWithError(err)
-		} else {
-			pr.Close()
-		}
-		upDone <- upResult{out, err}
+		// Unblock the writer if the upload stopped early.
+		pr.CloseWithError(err)
+		u.done <- err
 	}()
+	return u
+}
 
-	fail := func(err error) (*Manifest, error) {
-		cancelDump()
-		pw.CloseWithError(err)
-		_ = cmd.Wait()
-		<-upDone
-		// The transfer manager aborts its multipart upload when the body fails; make sure.
-		_ = abortUploads(context.WithoutCancel(ctx), st, m.Object)
-		return nil, err
+// finish ends the body (with streamErr, which makes the upload fail) and waits for the
+// upload; whenever it did not complete, what it left behind is aborted.
+func (u *upload) finish(streamErr error) error {
+	if streamErr != nil {
+		u.body.CloseWithError(streamErr)
+	} else {
+		u.body.Close()
 	}
+	err := <-u.done
+	if streamErr != nil || err != nil {
+		_ = abortUploads(context.WithoutCancel(u.ctx), u.st, u.key)
+	}
+	return err
+}
 
-	ageW, err := age.Encrypt(stored, recipients...)
-	if err != nil {
-		return fail(fmt.Errorf("backup: age: %w", err))
+// abortAndDelete removes an object whose backup cannot be completed.
+func abortAndDelete(ctx context.Context, st Store, key string) error {
+	if err := abortUploads(ctx, st, key); err != nil {
+		return err
 	}
-	compressed := &countWriter{w: ageW}
-	zw, err := zstd.NewWriter(compressed, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(2))
-	if err != nil {
-		return fail(fmt.Errorf("backup: zstd: %w", err))
-	}
-	dumped, err := io.Copy(zw, stdout)
-	if err != nil {
-		return fail(fmt.Errorf("backup: stream the dump: %w", err))
-	}
-	if err := cmd.Wait(); err != nil {
-		return fail(fmt.Errorf("backup: pg_dump failed: %v: %s", err, strings.TrimSpace(stderr.String())))
-	}
-	if err := zw.Close(); err != nil {
-		return fail(fmt.Errorf("backup: zstd: %w", err))
-	}
-	if err := ageW.Close(); err != nil {
-		return fail(fmt.Errorf("backup: age: %w", err))
-	}
-	pw.Close()
-	up := <-upDone
-	if up.err != nil {
-		_ = abortUploads(context.WithoutCancel(ctx), st, m.Object)
-		return nil, fmt.Errorf("backup: upload to s3://%s/%s: %w", st.Bucket, m.Object, up.err)
-	}
-	_ = tx.Rollback(ctx)
+	_, err := st.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(key)})
+	return err
+}
 
-	m.DumpBytes = dumped
-	m.CompressedBytes = compressed.n.Load()
-	m.StoredBytes = stored.n.Load()
-	m.SHA256 = hex.EncodeToString(hash.Sum(nil))
-	if m.Parts, err = backupTemporal(ctx, st, o, recipients); err != nil {
-		return nil, err
-	}
-	m.FinishedAt = now().UTC()
+// writeManifest stores the manifest: from then on the backup is complete.
+func writeManifest(ctx context.Context, st Store, m *Manifest) error {
 	body, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := st.S3.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: aws.String(st.Bucket), Key: aws.String(st.ManifestKey(o.ID)),
+		Bucket: aws.String(st.Bucket), Key: aws.String(st.ManifestKey(m.ID)),
 		Body: bytes.NewReader(body), ContentType: aws.String("application/json"),
 	}); err != nil {
-		return nil, fmt.Errorf("backup: write manifest: %w", err)
+		return fmt.Errorf("backup: write manifest: %w", err)
 	}
-	return m, nil
+	return nil
 }
 
 // abortUploads aborts every unfinished multipart upload of key.

@@ -4,69 +4,105 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"filippo.io/age"
-
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/creatorvault/orchestrator/internal/config"
 	"github.com/creatorvault/orchestrator/internal/objstore"
-	"github.com/creatorvault/orchestrator/internal/s3server"
 	"github.com/creatorvault/orchestrator/internal/testharness"
 )
 
-// benchS3Child makes the test binary, started by BenchmarkBackupPipeline, serve the package's
-// S3 server (in memory) in a process of its own, so that the benchmark's RSS is the worker's
-// alone. It prints the URL and exits when its stdin closes.
-const benchS3Child = "BACKUP_BENCH_S3_CHILD"
+// benchBackupChild makes the test binary, started by BenchmarkBackupPipeline, run one backup
+// as a worker would, in a process of its own, so that its peak RSS (VmHWM) is the worker's
+// alone and absolute. Its value is the JSON of a benchJob; it prints the manifest's JSON,
+// then waits for its stdin to close (so the parent can read its VmHWM) and exits.
+const benchBackupChild = "BACKUP_BENCH_BACKUP_CHILD"
+
+// benchJob is what the backup child is told.
+type benchJob struct {
+	Endpoint, Bucket, AccessKey, SecretKey string
+	ID, DatabaseURL                        string
+	Recipients                             []string
+}
 
 func init() {
-	if os.Getenv(benchS3Child) != "1" {
+	v := os.Getenv(benchBackupChild)
+	if v == "" {
 		return
 	}
-	srv, err := s3server.Start("127.0.0.1:0", "")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, "backup child:", err)
 		os.Exit(1)
 	}
-	fmt.Println(srv.URL())
+	var job benchJob
+	if err := json.Unmarshal([]byte(v), &job); err != nil {
+		fail(err)
+	}
+	ctx := context.Background()
+	c, err := objstore.NewClient(ctx, config.S3{Endpoint: job.Endpoint, Bucket: job.Bucket, Region: config.DefaultAWSRegion, PathStyle: true},
+		objstore.Options{StaticCredentials: &aws.Credentials{AccessKeyID: job.AccessKey, SecretAccessKey: job.SecretKey}})
+	if err != nil {
+		fail(err)
+	}
+	before := procKB("self", "VmRSS") << 10
+	m, err := Run(ctx, Store{S3: c, Bucket: job.Bucket}, Options{ID: job.ID, DatabaseURL: job.DatabaseURL, Recipients: job.Recipients})
+	if err != nil {
+		fail(err)
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(benchChildResult{Manifest: m, RSSBefore: before}); err != nil {
+		fail(err)
+	}
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	os.Exit(0)
 }
 
-// childS3 starts the S3 server in a child process and returns a store on a fresh bucket, and
-// the child's pid.
-func childS3(b *testing.B) (Store, int) {
+// benchChildResult is what the backup child prints: the manifest, and its RSS before the
+// backup started (the test binary's own baseline).
+type benchChildResult struct {
+	Manifest  *Manifest
+	RSSBefore int64
+}
+
+// childBackup runs one backup in a child process and returns its manifest, its wall time
+// (process start included), the child's peak RSS (VmHWM) and its RSS before the backup.
+func childBackup(b *testing.B, st Store, opts Options) (*Manifest, time.Duration, int64, int64) {
 	ctx := context.Background()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), benchS3Child+"=1")
+	creds, err := st.S3.Options().Credentials.Retrieve(ctx)
+	require.NoError(b, err)
+	job, err := json.Marshal(benchJob{Endpoint: aws.ToString(st.S3.Options().BaseEndpoint), Bucket: st.Bucket,
+		AccessKey: creds.AccessKeyID, SecretKey: creds.SecretAccessKey, ID: opts.ID, DatabaseURL: opts.DatabaseURL, Recipients: opts.Recipients})
+	require.NoError(b, err)
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+	cmd.Env = append(os.Environ(), benchBackupChild+"="+string(job))
 	stdin, err := cmd.StdinPipe()
 	require.NoError(b, err)
 	out, err := cmd.StdoutPipe()
 	require.NoError(b, err)
 	cmd.Stderr = os.Stderr
+	start := time.Now()
 	require.NoError(b, cmd.Start())
-	b.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	require.NoError(b, err)
-	cfg := config.S3{Endpoint: strings.TrimSpace(line), Bucket: "bench-" + randHex(6), Region: config.DefaultAWSRegion, PathStyle: true}
-	c, err := objstore.NewClient(ctx, cfg, objstore.Options{StaticCredentials: objstore.DevCredentials()})
-	require.NoError(b, err)
-	require.NoError(b, objstore.EnsureBucket(ctx, c, cfg.Bucket))
-	return Store{S3: c, Bucket: cfg.Bucket}, cmd.Process.Pid
+	var res benchChildResult
+	err = json.NewDecoder(out).Decode(&res)
+	elapsed := time.Since(start)
+	peak := procKB(strconv.Itoa(cmd.Process.Pid), "VmHWM") << 10
+	stdin.Close()
+	require.NoError(b, cmd.Wait())
+	require.NoError(b, err, "the backup child's manifest")
+	return res.Manifest, elapsed, peak, res.RSSBefore
 }
 
 // benchDB is the generated database, kept between runs and regenerated when its size does
@@ -196,9 +232,6 @@ func benchDatabase(b *testing.B, targetBytes int64) (url, generated string) {
 	return url, fmt.Sprintf(" (generated in %s)", time.Since(start).Round(time.Second))
 }
 
-// rssKB reads a field (VmRSS, VmHWM) of /proc/self/status in kB.
-func rssKB(field string) int64 { return procKB("self", field) }
-
 // procKB reads a field of /proc/<pid>/status in kB.
 func procKB(pid, field string) int64 {
 	f, err := os.Open("/proc/" + pid + "/status")
@@ -214,33 +247,6 @@ func procKB(pid, field string) int64 {
 		}
 	}
 	return 0
-}
-
-// sampleRSS samples VmRSS every 10 ms until stop is called, which returns the peak in bytes.
-func sampleRSS() (stop func() int64) {
-	var peak atomic.Int64
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if v := rssKB("VmRSS") << 10; v > peak.Load() {
-				peak.Store(v)
-			}
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() int64 {
-		close(done)
-		<-finished
-		return peak.Load()
-	}
 }
 
 // loadAvg is the 1, 5 and 15 minute load averages.
@@ -280,11 +286,10 @@ func fileSize(b *testing.B, path string) int64 {
 // BACKUP_BENCH_MB megabytes (default 1024): backup time over a raw pg_dump, stored size over
 // the default pg_dump, peak RSS during the backup, and restore time over plain pg_restore.
 //
-// The package's S3 server (gofakes3, objects in memory) runs in a child process (this test
-// binary, see benchS3Child), so the peak RSS sampled here (VmRSS every 10 ms during Run) is
-// the worker's. The target is checked on its growth during Run (the pipeline's own memory);
-// the absolute peak, which includes the test process's baseline, is shown too, and the
-// child's peak for information.
+// As the issue asks, the object store is MinIO, a separate process, and the backup runs in a
+// worker process of its own (this test binary, see benchBackupChild): its peak RSS (VmHWM)
+// is asserted below 150 MB, absolute. `make bench` prints the table of the four ratios
+// beside their targets.
 func BenchmarkBackupPipeline(b *testing.B) {
 	mb := int64(1024)
 	if v := os.Getenv("BACKUP_BENCH_MB"); v != "" {
@@ -330,22 +335,16 @@ func BenchmarkBackupPipeline(b *testing.B) {
 		raw := runPG(b, pgDump, url, devNull, "--format=custom", "--compress=0")
 		devNull.Close()
 
-		// (2) and (4) The package's backup into the in-process S3, sampling RSS.
-		store, s3Pid := childS3(b)
+		// (2) and (4) The backup, in a worker process of its own (this test binary, see
+		// benchBackupChild) streaming to MinIO, another process: the peak RSS is the
+		// worker's, absolute.
+		store := startMinIO(b)
 		id, err := age.GenerateX25519Identity()
 		require.NoError(b, err)
-		debug.FreeOSMemory()
 		opts := Options{ID: "bench-" + randHex(4), DatabaseURL: url, Recipients: []string{id.Recipient().String()}}
-		before := rssKB("VmRSS") << 10
-		stop := sampleRSS()
-		start := time.Now()
-		m, err := Run(ctx, store, opts)
-		pipeline := time.Since(start)
-		peak := stop()
-		require.NoError(b, err)
-		s3Peak := procKB(strconv.Itoa(s3Pid), "VmHWM") << 10
+		m, pipeline, peak, before := childBackup(b, store, opts)
 
-		start = time.Now()
+		start := time.Now()
 		_, err = Fingerprint(ctx, url)
 		require.NoError(b, err)
 		fpTime := time.Since(start)
@@ -383,7 +382,7 @@ func BenchmarkBackupPipeline(b *testing.B) {
 			dropDB(t)
 			t = freshDB()
 			start = time.Now()
-			res, err := Restore(ctx, store, RestoreOptions{ID: m.ID, TargetURL: t, Identities: []age.Identity{id}, Jobs: jobs, TempDir: dir})
+			res, err := Restore(ctx, store, RestoreOptions{ID: m.ID, TargetURL: t, Identities: []age.Identity{id}, Jobs: jobs, NoOwner: true})
 			ours := time.Since(start)
 			require.NoError(b, err)
 			dropDB(t)
@@ -393,7 +392,6 @@ func BenchmarkBackupPipeline(b *testing.B) {
 
 		ratio := pipeline.Seconds() / raw.Seconds()
 		sizeRatio := float64(m.StoredBytes) / float64(defSize)
-		growth := peak - before
 		var t strings.Builder
 		row := func(metric, value, target string, ok bool) {
 			m := ""
@@ -411,7 +409,8 @@ func BenchmarkBackupPipeline(b *testing.B) {
 			raw.Round(time.Millisecond), ratio, fpTime.Round(time.Millisecond)), "<= 1.3", ratio <= 1.3)
 		row("stored / default pg_dump size", fmt.Sprintf("%.1f MB / %.1f MB = %.3f (gzip dump took %s)", float64(m.StoredBytes)/(1<<20),
 			float64(defSize)/(1<<20), sizeRatio, defTime.Round(time.Millisecond)), "<= 1.0", sizeRatio <= 1.0)
-		row("worker RSS growth in backup", fmt.Sprintf("+%d MB (peak %d MB, %d MB before; S3 is a child, peak %d MB)", growth>>20, peak>>20, before>>20, s3Peak>>20), "< 150 MB", growth < 150<<20)
+		row("worker peak RSS in backup", fmt.Sprintf("%.1f MB (VmHWM of the worker process, %.1f MB before the backup; MinIO is another process)",
+			float64(peak)/(1<<20), float64(before)/(1<<20)), "< 150 MB", peak < 150<<20)
 		for _, r := range rows {
 			rr := r.ours.Seconds() / r.plain.Seconds()
 			row(fmt.Sprintf("restore / pg_restore, jobs %d", r.jobs), fmt.Sprintf("%s / %s = %.2f (download %s, pg_restore %s, verify %s)",
@@ -421,7 +420,8 @@ func BenchmarkBackupPipeline(b *testing.B) {
 		b.Log(t.String())
 		b.ReportMetric(ratio, "backup/raw")
 		b.ReportMetric(sizeRatio, "stored/default")
-		b.ReportMetric(float64(growth)/(1<<20), "workerMB")
+		b.ReportMetric(float64(peak)/(1<<20), "workerMB")
 		b.ReportMetric(rows[0].ours.Seconds()/rows[0].plain.Seconds(), "restore/plain")
+		require.Less(b, peak, int64(150<<20), "worker peak RSS during the backup (absolute)")
 	}
 }

@@ -36,38 +36,44 @@ func seed(t *testing.T, pool *pgxpool.Pool) {
 		CREATE SCHEMA bk_other;
 		CREATE TABLE bk_other."Mixed Case" (k bigserial PRIMARY KEY, iv interval, ok boolean);
 		INSERT INTO bk_other."Mixed Case" (iv, ok) SELECT make_interval(hours => g), g % 2 = 0 FROM generate_series(1, 50) g;
-		CREATE TABLE bk_empty (x int);`)
+		CREATE TABLE bk_empty (x int);
+		-- What the role bootstrap's default privileges give schema public's tables.
+		GRANT USAGE ON SCHEMA bk_other TO orchestrator_backup;
+		GRANT SELECT ON ALL TABLES IN SCHEMA bk_other TO orchestrator_backup;
+		GRANT SELECT ON ALL SEQUENCES IN SCHEMA bk_other TO orchestrator_backup;`)
 	require.NoError(t, err)
+}
+
+// ownerPool connects to a test database as its owner, who may create tables.
+func ownerPool(t testing.TB, pg *testharness.PG) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), pg.OwnerURL)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 type fixture struct {
-	store    Store
-	srcURL   string
-	identity *age.X25519Identity
-	opts     Options
-}
-
-// sourceDB is a fresh migrated database as the server's administrator, who may add the
-// tables these tests back up (the runtime role may not create any).
-func sourceDB(t *testing.T) (*pgxpool.Pool, string) {
-	t.Helper()
-	pg := testharness.FreshPG(t)
-	pool, err := pgxpool.New(context.Background(), pg.AdminURL)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	return pool, pg.AdminURL
+	store Store
+	// srcURL backs the database up as orchestrator_backup (BACKUP_DATABASE_URL); ownerURL
+	// writes to it.
+	srcURL, ownerURL string
+	identity         *age.X25519Identity
+	opts             Options
 }
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
-	pool, url := sourceDB(t)
-	seed(t, pool)
+	pg := testharness.FreshPG(t)
+	seed(t, ownerPool(t, pg))
+	url := pg.BackupURL
 	s := testharness.NewS3(t)
 	id, err := age.GenerateX25519Identity()
 	require.NoError(t, err)
 	return fixture{
 		store:    Store{S3: s.Client, Bucket: s.Bucket},
 		srcURL:   url,
+		ownerURL: pg.OwnerURL,
 		identity: id,
 		opts:     Options{ID: "b-" + randHex(4), DatabaseURL: url, Recipients: []string{id.Recipient().String()}},
 	}

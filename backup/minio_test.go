@@ -25,6 +25,7 @@ import (
 
 	"github.com/creatorvault/orchestrator/internal/config"
 	"github.com/creatorvault/orchestrator/internal/objstore"
+	"github.com/creatorvault/orchestrator/internal/testharness"
 )
 
 // minioVersion is the MinIO server the issue names; .ci/run installs it with go install.
@@ -33,7 +34,7 @@ const minioVersion = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
 // startMinIO runs a real MinIO server as a separate process on loopback (MinIO is AGPL: it is
 // run as a tool, never imported) and returns a client and a fresh bucket. gofakes3 keeps parts
 // in memory and ignores x-amz-checksum-*, so streaming and checksums are checked here.
-func startMinIO(t *testing.T) Store {
+func startMinIO(t testing.TB) Store {
 	t.Helper()
 	bin := minioBinary(t)
 	port := freePort(t)
@@ -76,7 +77,7 @@ func startMinIO(t *testing.T) Store {
 // minioBinary finds the minio server on PATH or in GOPATH/bin, or installs the pinned version
 // with go install into the user's cache (a few minutes, once per machine), so `make test` needs
 // nothing installed by hand.
-func minioBinary(t *testing.T) string {
+func minioBinary(t testing.TB) string {
 	t.Helper()
 	if bin, err := exec.LookPath("minio"); err == nil {
 		return bin
@@ -110,7 +111,7 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -125,8 +126,10 @@ func freePort(t *testing.T) int {
 func TestBackupAgainstMinIO(t *testing.T) {
 	ctx := context.Background()
 	st := startMinIO(t)
-	pool, url := sourceDB(t)
+	pg := testharness.FreshPG(t)
+	pool := ownerPool(t, pg)
 	seed(t, pool)
+	url := pg.BackupURL
 	// About 100 MB of incompressible bytes: zstd cannot shrink it, so the stored object is
 	// many parts long and larger than what the pipeline may hold in memory.
 	_, err := pool.Exec(ctx, `CREATE TABLE bk_blobs (id int PRIMARY KEY, body bytea NOT NULL);

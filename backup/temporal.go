@@ -18,6 +18,7 @@ import (
 	"filippo.io/age"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 	"github.com/klauspost/compress/zstd"
@@ -210,7 +211,7 @@ func uploadPart(ctx context.Context, st Store, p *Part, src io.Reader, recipient
 	go func() {
 		_, err := transfermanager.New(st.S3, func(o *transfermanager.Options) { o.Concurrency = 2 }).UploadObject(ctx,
 			&transfermanager.UploadObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(p.Object), Body: pr,
-				ContentType: aws.String("application/octet-stream")})
+				ContentType: aws.String("application/octet-stream"), StorageClass: tmtypes.StorageClass(st.StorageClass)})
 		pr.CloseWithError(err)
 		done <- err
 	}()

@@ -27,24 +27,54 @@ type Backup struct {
 	Tables        int        `json:"tables"`
 	VerifiedAt    *time.Time `json:"verified_at"`
 	Error         string     `json:"error"`
+	// Attempts are every attempt at this backup, oldest first: a failed or interrupted
+	// attempt stays listed after a retry completed the backup.
+	Attempts []BackupAttempt `json:"attempts"`
+}
+
+// BackupAttempt is one attempt at a backup.
+type BackupAttempt struct {
+	Attempt    int        `json:"attempt"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	// Outcome is running, complete, failed, or interrupted (the attempt's worker stopped
+	// without recording an end, e.g. it was killed; noticed when the next attempt starts).
+	Outcome string `json:"outcome"`
+	Error   string `json:"error"`
 }
 
 const backupCols = `id, kind, status, database_name, server_version, object_key, started_at, finished_at,
-	dump_bytes, stored_bytes, sha256, tables, verified_at, error`
+	dump_bytes, stored_bytes, sha256, tables, verified_at, error,
+	(SELECT coalesce(json_agg(json_build_object('attempt', a.attempt, 'started_at', a.started_at,
+		'finished_at', a.finished_at, 'outcome', a.outcome, 'error', a.error) ORDER BY a.attempt), '[]')
+	 FROM backup_attempts a WHERE a.backup_id = backups.id)`
 
 func scanBackup(row pgx.Row) (Backup, error) {
 	var b Backup
 	err := row.Scan(&b.ID, &b.Kind, &b.Status, &b.Database, &b.ServerVersion, &b.ObjectKey, &b.StartedAt,
-		&b.FinishedAt, &b.DumpBytes, &b.StoredBytes, &b.SHA256, &b.Tables, &b.VerifiedAt, &b.Error)
+		&b.FinishedAt, &b.DumpBytes, &b.StoredBytes, &b.SHA256, &b.Tables, &b.VerifiedAt, &b.Error, &b.Attempts)
 	return b, err
 }
 
-// StartBackup records a backup as running; a retry of the same id starts it over.
+// InterruptedAttempt is the error recorded for an attempt whose worker stopped without
+// recording its end.
+const InterruptedAttempt = "the attempt stopped without recording an end (its worker was killed or lost); a later attempt took over"
+
+// StartBackup records a backup as running and a new attempt at it; a retry of the same id
+// starts it over, and an earlier attempt still marked running is recorded as interrupted.
 func StartBackup(ctx context.Context, q Querier, id, kind, objectKey string, now time.Time) error {
 	_, err := q.Exec(ctx, `
-		INSERT INTO backups (id, kind, status, object_key, started_at) VALUES ($1, $2, 'running', $3, $4)
-		ON CONFLICT (id) DO UPDATE SET status = 'running', error = '', finished_at = NULL`,
-		id, kind, objectKey, now)
+		WITH b AS (
+			INSERT INTO backups (id, kind, status, object_key, started_at) VALUES ($1, $2, 'running', $3, $4)
+			ON CONFLICT (id) DO UPDATE SET status = 'running', error = '', finished_at = NULL
+			RETURNING id
+		), cut AS (
+			UPDATE backup_attempts SET outcome = 'interrupted', finished_at = $4, error = $5
+			WHERE backup_id = $1 AND outcome = 'running'
+		)
+		INSERT INTO backup_attempts (backup_id, attempt, started_at)
+		SELECT b.id, coalesce((SELECT max(attempt) FROM backup_attempts WHERE backup_id = $1), 0) + 1, $4 FROM b`,
+		id, kind, objectKey, now, InterruptedAttempt)
 	if pgCode(err) == "23514" {
 		return invalid("invalid_backup", "backup kind must be nightly or manual")
 	}
@@ -54,6 +84,9 @@ func StartBackup(ctx context.Context, q Querier, id, kind, objectKey string, now
 // CompleteBackup records a backup whose manifest has been written.
 func CompleteBackup(ctx context.Context, q Querier, b Backup) error {
 	tag, err := q.Exec(ctx, `
+		WITH a AS (
+			UPDATE backup_attempts SET outcome = 'complete', finished_at = $4 WHERE backup_id = $1 AND outcome = 'running'
+		)
 		UPDATE backups SET status = 'complete', database_name = $2, server_version = $3, finished_at = $4,
 			dump_bytes = $5, stored_bytes = $6, sha256 = $7, tables = $8, error = ''
 		WHERE id = $1`,
@@ -69,7 +102,11 @@ func CompleteBackup(ctx context.Context, q Querier, b Backup) error {
 
 // FailBackup records why a backup attempt failed.
 func FailBackup(ctx context.Context, q Querier, id, reason string, now time.Time) error {
-	_, err := q.Exec(ctx, `UPDATE backups SET status = 'failed', error = $2, finished_at = $3 WHERE id = $1 AND status = 'running'`,
+	_, err := q.Exec(ctx, `
+		WITH a AS (
+			UPDATE backup_attempts SET outcome = 'failed', error = $2, finished_at = $3 WHERE backup_id = $1 AND outcome = 'running'
+		)
+		UPDATE backups SET status = 'failed', error = $2, finished_at = $3 WHERE id = $1 AND status = 'running'`,
 		id, truncate(reason, 2000), now)
 	return err
 }

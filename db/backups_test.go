@@ -56,3 +56,34 @@ func TestBackupCatalog(t *testing.T) {
 	require.Equal(t, "rto_exceeded", drills[0].Outcome)
 	require.Equal(t, 60, drills[0].RTOSeconds)
 }
+
+// A retry reuses the backup's id: the catalog keeps every attempt, and an attempt still
+// running when the next starts (its worker was killed) is recorded as interrupted.
+func TestBackupAttempts(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := testharness.FreshDB(t)
+	t0 := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
+	require.NoError(t, db.StartBackup(ctx, pool, "b1", "nightly", "backups/b1", t0))
+	// The worker dies: nothing records the end. A new worker retries.
+	require.NoError(t, db.StartBackup(ctx, pool, "b1", "nightly", "backups/b1", t0.Add(3*time.Minute)))
+	require.NoError(t, db.FailBackup(ctx, pool, "b1", "upload: connection refused", t0.Add(4*time.Minute)))
+	require.NoError(t, db.StartBackup(ctx, pool, "b1", "nightly", "backups/b1", t0.Add(5*time.Minute)))
+	fin := t0.Add(6 * time.Minute)
+	require.NoError(t, db.CompleteBackup(ctx, pool, db.Backup{ID: "b1", FinishedAt: &fin, StoredBytes: 5, SHA256: "ab", Tables: 3}))
+
+	got, err := db.GetBackup(ctx, pool, "b1")
+	require.NoError(t, err)
+	require.Equal(t, "complete", got.Status)
+	require.Len(t, got.Attempts, 3)
+	outcomes := []string{got.Attempts[0].Outcome, got.Attempts[1].Outcome, got.Attempts[2].Outcome}
+	require.Equal(t, []string{"interrupted", "failed", "complete"}, outcomes)
+	require.Equal(t, db.InterruptedAttempt, got.Attempts[0].Error)
+	require.Equal(t, "upload: connection refused", got.Attempts[1].Error)
+	require.True(t, got.Attempts[0].StartedAt.Equal(t0))
+	require.True(t, got.Attempts[2].FinishedAt.Equal(fin))
+
+	listed, err := db.ListBackups(ctx, pool, "complete", 10)
+	require.NoError(t, err)
+	require.Len(t, listed, 1)
+	require.Len(t, listed[0].Attempts, 3)
+}

@@ -3,7 +3,9 @@ package db_test
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/creatorvault/orchestrator/db"
@@ -42,4 +44,25 @@ func TestMigrationsRoundTrip(t *testing.T) {
 	n, err = m.Up(ctx)
 	require.NoError(t, err)
 	require.Zero(t, n)
+}
+
+// The runtime role works the sign-in tables but cannot delete an erasure's record (the proof
+// the request was honoured).
+func TestAuthTablesGrants(t *testing.T) {
+	ctx := t.Context()
+	pool, _ := testharness.FreshDB(t)
+	var role string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT current_user`).Scan(&role))
+	require.Equal(t, db.AppRole, role)
+	user := uuid.New()
+	_, err := pool.Exec(ctx, `INSERT INTO users (id, role, display_name) VALUES ($1, 'fan', 'G')`, user)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO credentials (user_id, email, password_hash) VALUES ($1, 'g@example.com', 'x')`, user)
+	require.NoError(t, err)
+	_, err = db.EraseUser(ctx, pool, user, time.Now())
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `DELETE FROM erasures WHERE user_id = $1`, user)
+	require.ErrorContains(t, err, "permission denied")
+	_, err = pool.Exec(ctx, `TRUNCATE erasures`)
+	require.ErrorContains(t, err, "permission denied")
 }

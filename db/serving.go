@@ -93,8 +93,8 @@ var runtimeProbes = []servingProbe{
 		_, err := OnlineContacts(ctx, q, uuid.Nil)
 		return err
 	}},
-	{"forecasts: latest forecast and streams", func(ctx context.Context, q Querier, now time.Time) error {
-		if _, err := LatestForecast(ctx, q, uuid.Nil); err != nil {
+	{"forecasts: latest forecasts and streams", func(ctx context.Context, q Querier, now time.Time) error {
+		if _, err := LatestForecasts(ctx, q, uuid.Nil); err != nil {
 			return err
 		}
 		_, _, _, err := CreatorStreams(ctx, q, uuid.Nil, now, Page{Limit: 1})

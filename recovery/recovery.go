@@ -82,7 +82,9 @@ type Result struct {
 	Temporal []string              `json:"temporal,omitempty"`
 	Drift    db.CatalogDrift       `json:"catalog_drift"`
 	Serving  db.ServingReport      `json:"serving"`
-	Steps    []Step                `json:"steps"`
+	// ErasuresReapplied counts the registered erasures the backup did not hold as completed.
+	ErasuresReapplied int    `json:"erasures_reapplied"`
+	Steps             []Step `json:"steps"`
 }
 
 func (r *Result) step(name string, start time.Time) {
@@ -163,6 +165,15 @@ func Restore(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	res.Cleared = append(res.Cleared, db.EphemeralTables...)
 	res.step("clear ephemeral rows and reconcile the catalog", start)
+
+	// Issue 18: backups are immutable, so erasures made after this one are applied again
+	// before the database serves anyone.
+	start = time.Now()
+	if res.ErasuresReapplied, err = db.ReapplyErasuresTo(ctx, o.TargetURL,
+		db.ErasureRegister{S3: o.Store.S3, Bucket: o.Store.Bucket}, time.Now()); err != nil {
+		return res, fmt.Errorf("restore: re-applying erasures (erasure register): %w", err)
+	}
+	res.step("re-apply erasures", start)
 
 	if o.WithTemporal {
 		start = time.Now()

@@ -27,7 +27,7 @@ func backupQueues() []queue {
 }
 
 func backupStore(d Deps) backup.Store {
-	return backup.Store{S3: d.S3, Bucket: d.Config.S3.Bucket}
+	return backup.Store{S3: d.S3, Bucket: d.Config.S3.Bucket, StorageClass: d.Config.S3.StorageClass}
 }
 
 func backupDatabaseURL(cfg *config.Config) string {
@@ -37,7 +37,8 @@ func backupDatabaseURL(cfg *config.Config) string {
 	return cfg.DatabaseURL
 }
 
-func registerBackup(_ context.Context, w worker.Registry, d Deps) (func(), error) {
+func registerBackup(ctx context.Context, w worker.Registry, d Deps) (func(), error) {
+	seedBackupMetrics(ctx, d)
 	b := d.Config.Backup
 	recipients := append([]string(nil), b.Recipients...)
 	if b.RecipientsFile != "" {
@@ -77,7 +78,8 @@ func registerBackup(_ context.Context, w worker.Registry, d Deps) (func(), error
 	return nil, nil
 }
 
-func registerDrill(_ context.Context, w worker.Registry, d Deps) (func(), error) {
+func registerDrill(ctx context.Context, w worker.Registry, d Deps) (func(), error) {
+	seedBackupMetrics(ctx, d)
 	b := d.Config.Backup
 	a := &activities.Drill{Pool: d.Pool, Store: backupStore(d), PGBinDir: b.PGBinDir, Jobs: b.DrillRestoreJobs,
 		ProductionURL: d.Config.DatabaseURL, AllowProductionServer: b.DrillAllowProductionServer,

@@ -13,10 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/creatorvault/orchestrator/activities"
 	"github.com/creatorvault/orchestrator/backup"
@@ -90,6 +87,8 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.Len(t, m.Parts, 1, "Temporal's database is a part of the nightly backup")
 	require.Equal(t, temporalDB, m.Parts[0].Name)
 	require.Equal(t, bres.SHA256, row.SHA256)
+	require.GreaterOrEqual(t, metricValue(t, "orchestrator_backup_last_success_timestamp_seconds", nil), float64(row.FinishedAt.Unix()))
+	require.Positive(t, metricValue(t, "orchestrator_backup_last_success_size_bytes", nil))
 	obj, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(row.ObjectKey)})
 	require.NoError(t, err)
 	body, err := io.ReadAll(obj.Body)
@@ -113,7 +112,12 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, drills, 1)
 	require.Equal(t, "pass", drills[0].Outcome)
-	writeHistory(t, c, run.GetID(), "backup_history.json")
+	// The worker's /metrics (the process's default registry, which METRICS_ADDR serves).
+	require.EqualValues(t, rep.RTOSeconds, metricValue(t, "orchestrator_drill_rto_seconds", nil))
+	require.EqualValues(t, 30*60, metricValue(t, "orchestrator_drill_rto_target_seconds", nil))
+	require.Zero(t, metricValue(t, "orchestrator_drill_last_failed", nil))
+	breachesBefore := metricValue(t, "orchestrator_drill_rto_breaches_total", nil)
+	testharness.WriteHistory(t, c, run.GetID(), "backup_history.json")
 	row, err = db.GetBackup(ctx, pool, bres.BackupID)
 	require.NoError(t, err)
 	require.NotNil(t, row.VerifiedAt)
@@ -126,8 +130,10 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.Equal(t, workflows.DrillRTOExceeded, rep.Outcome, rep.Error)
 	require.True(t, rep.Breached)
 	require.True(t, rep.Verified)
+	require.Equal(t, breachesBefore+1, metricValue(t, "orchestrator_drill_rto_breaches_total", nil))
+	require.GreaterOrEqual(t, metricValue(t, "orchestrator_backup_last_verified_timestamp_seconds", nil), float64(row.StartedAt.Unix()))
 	require.NotEmpty(t, rep.Recommendations)
-	writeHistory(t, c, drun.GetID(), "drill_history.json")
+	testharness.WriteHistory(t, c, drun.GetID(), "drill_history.json")
 	md, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(activities.DrillReportKey(rep.DrillID, "md"))})
 	require.NoError(t, err)
 	mdBody, err := io.ReadAll(md.Body)
@@ -145,24 +151,4 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	require.NoError(t, testharness.Pool(t).QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = ANY($1)`,
 		[]string{activities.ScratchName(drills[0].ID), activities.ScratchName(rep.DrillID)}).Scan(&n))
 	require.Zero(t, n, "the scratch database is dropped")
-}
-
-// writeHistory saves a workflow's history for the replay tests in workflows/testdata when
-// UPDATE_HISTORY is set.
-func writeHistory(t *testing.T, c client.Client, workflowID, name string) {
-	t.Helper()
-	if os.Getenv("UPDATE_HISTORY") == "" {
-		return
-	}
-	ctx := context.Background()
-	iter := c.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	h := &historypb.History{}
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		require.NoError(t, err)
-		h.Events = append(h.Events, ev)
-	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "testdata", name), b, 0o644))
 }

@@ -68,5 +68,5 @@ func TestPhysicalBackupWorkflowAndSchedules(t *testing.T) {
 	require.Equal(t, 2, res.Backup.Backups)
 	require.True(t, res.Expired)
 	require.Positive(t, res.Backup.RepoBytes)
-	writeHistory(t, c, "pitr-diff-"+t.Name(), "pitr_backup_history.json")
+	testharness.WriteHistory(t, c, "pitr-diff-"+t.Name(), "pitr_backup_history.json")
 }

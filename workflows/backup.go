@@ -60,7 +60,9 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 	var a *activities.Backup
 	runCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 12 * time.Hour,
-		HeartbeatTimeout:    2 * time.Minute,
+		// The activity heartbeats every 5 s: a worker killed mid-upload is noticed within
+		// 30 s and the retry, on whichever worker is alive, starts over under the same id.
+		HeartbeatTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 30 * time.Second, BackoffCoefficient: 2,
 			MaximumInterval: 10 * time.Minute, MaximumAttempts: 4},
 	})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -358,6 +359,9 @@ func printRestore(out io.Writer, m *backup.Manifest, res *recovery.Result) {
 	}
 	if !res.Drift.Empty() {
 		fmt.Fprintln(out, res.Drift.String())
+	}
+	if slices.ContainsFunc(res.Steps, func(s recovery.Step) bool { return s.Name == "re-apply erasures" }) {
+		fmt.Fprintf(out, "re-applied %d erasure(s) newer than the backup (erasure register)\n", res.ErasuresReapplied)
 	}
 	if len(res.Temporal) > 0 {
 		fmt.Fprintf(out, "Temporal state restored: %s\n", strings.Join(res.Temporal, ", "))

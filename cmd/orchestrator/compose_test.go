@@ -76,8 +76,9 @@ func interpolate(file string, vars map[string]string) (out string, defaulted, mi
 // against a fresh cluster, `db bootstrap` as the db-bootstrap service, `migrate up` as the
 // migrate service, then the worker, drill-worker and api processes (the built binary) against
 // the embedded Temporal server and the in-process S3 store. The API is ready, a yield is
-// recorded, a backup is taken (pg_dump as orchestrator_backup) and restored by a fire drill
-// (as orchestrator_drill), and a bailout is requested
+// recorded, a backup is taken (pg_dump as orchestrator_backup, Temporal's databases with it) and
+// restored by a fire drill on the separate drill server (postgres-drill), whose serving check
+// passes, and a bailout is requested
 // (reserved by the worker as the treasury login). No secret falls back to a default.
 func TestComposeStackReplay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
@@ -94,6 +95,13 @@ func TestComposeStackReplay(t *testing.T) {
 	require.NoError(t, err)
 	superPW, _ := superURL.User.Password()
 	pgAddr := superURL.Host
+	// The postgres-drill container: a second, empty server for fire drills.
+	drillCluster, err := pgcluster.StartCluster(ctx, filepath.Join(dir, "pg-drill"), pgcluster.ClusterOptions{Ephemeral: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = drillCluster.Stop() })
+	drillURL, err := url.Parse(drillCluster.URL("postgres"))
+	require.NoError(t, err)
+	drillPW, _ := drillURL.User.Password()
 
 	// The operator's shell: every secret set, each a fresh random value.
 	council := make([]string, 5)
@@ -102,13 +110,14 @@ func TestComposeStackReplay(t *testing.T) {
 	}
 	vars := map[string]string{
 		"POSTGRES_PASSWORD":   superPW,
+		"DRILL_DB_PASSWORD":   drillPW,
 		"TREASURY_ACCOUNT":    keypair.MustRandom().Address(),
 		"COUNCIL_PUBLIC_KEYS": strings.Join(council, ","),
 		// Not a secret; keeps the test off the network.
 		"HORIZON_URL": "http://127.0.0.1:1",
 	}
 	for _, v := range []string{"OWNER_DB_PASSWORD", "APP_DB_PASSWORD", "TREASURY_DB_PASSWORD", "BACKUP_DB_PASSWORD",
-		"DRILL_DB_PASSWORD", "TEMPORAL_DB_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"} {
+		"TEMPORAL_DB_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"} {
 		vars[v] = "s" + hexID(12)
 	}
 	// Without a secret compose refuses to start: each is required.
@@ -168,7 +177,7 @@ func TestComposeStackReplay(t *testing.T) {
 	}
 
 	// Hosts of the compose network mapped to loopback; listeners on free ports.
-	hosts := map[string]string{"postgres:5432": pgAddr, "temporal:7233": temporal, "http://minio:9000": s3.URL()}
+	hosts := map[string]string{"postgres:5432": pgAddr, "postgres-drill:5432": drillURL.Host, "temporal:7233": temporal, "http://minio:9000": s3.URL()}
 	envOf := func(name string) []string {
 		s := svc(name)
 		var env []string
@@ -236,6 +245,15 @@ func TestComposeStackReplay(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = &initOut, &initOut
 	require.NoError(t, cmd.Run(), "init.sh: %s", initOut.String())
 
+	// temporal-schema: Temporal's two databases, made by its role (the worker backs them up).
+	pgAdmin, err := db.Open(ctx, cluster.URL("postgres"))
+	require.NoError(t, err)
+	for _, name := range []string{"temporal", "temporal_visibility"} {
+		_, err := pgAdmin.Exec(ctx, "CREATE DATABASE "+name+" OWNER temporal")
+		require.NoError(t, err)
+	}
+	pgAdmin.Close()
+
 	// 2. db-bootstrap, 3. migrate: one-shot services, run to completion in order.
 	for _, name := range []string{"db-bootstrap", "migrate"} {
 		code, out, stderr := run(t, envOf(name), command(name)...)
@@ -287,15 +305,19 @@ func TestComposeStackReplay(t *testing.T) {
 	require.Zero(t, code, "backup now: %s%s\nworker: %s", out, stderr, worker.Output())
 	require.Contains(t, out, "complete:")
 
-	// A fire drill on the drill worker: restores that backup as orchestrator_drill (CREATEDB,
-	// member of nothing) into a scratch database and verifies it.
+	// A fire drill on the drill worker: restores that backup on the drill server (never the
+	// production one) with the roles bootstrapped there, verifies it and runs the serving check.
 	code, out, stderr = run(t, backupEnv, "drill", "run")
 	require.Zero(t, code, "drill run: %s%s\ndrill worker: %s", out, stderr, drill.Output())
 	var rep struct {
 		Outcome string `json:"outcome"`
+		Serving struct {
+			OK bool `json:"ok"`
+		} `json:"serving"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep), out)
 	require.Equal(t, "pass", rep.Outcome, out)
+	require.True(t, rep.Serving.OK, out)
 
 	// A bailout requested: the worker's workflow reserves it as the treasury login.
 	dest := keypair.MustRandom().Address()

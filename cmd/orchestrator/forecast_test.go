@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"image/png"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,13 +60,24 @@ func TestForecastCommands(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "3 stored, 0 skipped")
 
-	code, out, errOut = run(t, env, "forecast", "backtest")
+	chart := filepath.Join(t.TempDir(), "reliability.png")
+	code, out, errOut = run(t, env, "forecast", "backtest", "--png", chart)
 	require.Equal(t, 0, code, errOut)
 	t.Log(out)
-	require.Contains(t, out, "3 creators forecast, 0 skipped")
+	require.Contains(t, out, "3 series forecast, 0 skipped")
 	for _, h := range []string{"30d", "60d", "90d"} {
-		require.Regexp(t, `(?m)^\s*`+h+`\s+3\s+\d+\.\d%`, out)
+		// Two demo creators sell in USDC, one in XLM: rows per asset and over all, each with
+		// coverage, MAPE and bias.
+		require.Regexp(t, `(?m)^\s*USDC\s+`+h+`\s+2\s+\d+\.\d%\s+\d+\.\d%\s+[+-]\d+\.\d%`, out)
+		require.Regexp(t, `(?m)^\s*XLM\s+`+h+`\s+1\s+\d+\.\d%\s+\d+\.\d%\s+[+-]\d+\.\d%`, out)
+		require.Regexp(t, `(?m)^\s*all\s+`+h+`\s+3\s+\d+\.\d%`, out)
 	}
+	f, err := os.Open(chart)
+	require.NoError(t, err)
+	img, err := png.Decode(f)
+	require.NoError(t, f.Close())
+	require.NoError(t, err)
+	require.Greater(t, img.Bounds().Dx(), 300)
 
 	for _, args := range [][]string{
 		{"forecast", "show"},

@@ -64,6 +64,7 @@ func TestBadConfigurationIsOneLine(t *testing.T) {
 		{"api without JWT secret", []string{"DATABASE_URL=" + db}, []string{"api"}, "JWT_SECRET: not set"},
 		{"short JWT secret", []string{"JWT_SECRET=short"}, []string{"api"}, "JWT_SECRET: must be at least 32 bytes"},
 		{"bad token user", nil, []string{"token", "--user", "bob"}, "--user must be a user id"},
+		{"token beyond its lifetime limit", nil, []string{"token", "--user", "0b7c2a44-1f8e-4c1e-9a57-1c6e2f3d4b5a", "--ttl", "2000h"}, "--ttl must be positive and at most OPERATOR_TOKEN_MAX_TTL (720h0m0s)"},
 		{"unknown command", nil, []string{"frobnicate"}, "unknown command"},
 	}
 	for _, c := range cases {

@@ -19,12 +19,15 @@ func (a *app) tokenCmd() *cobra.Command {
 	var ttl time.Duration
 	cmd := &cobra.Command{
 		Use:   "token --user ID --role ROLE",
-		Short: "Mint an API token for development (JWT_SECRET or JWT_SECRET_FILE)",
+		Short: "Mint an API token for a service account or development (JWT_SECRET or JWT_SECRET_FILE), at most OPERATOR_TOKEN_MAX_TTL",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			id, err := uuid.Parse(userID)
 			if err != nil {
 				return errors.New("--user must be a user id (UUID)")
+			}
+			if limit := a.cfg.SignIn.OperatorTokenMaxTTL; ttl <= 0 || (limit > 0 && ttl > limit) {
+				return fmt.Errorf("--ttl must be positive and at most OPERATOR_TOKEN_MAX_TTL (%s); people sign in with POST /api/v1/auth/login instead", limit)
 			}
 			secret, err := a.jwtSecret(dataDir)
 			if err != nil {

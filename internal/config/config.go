@@ -50,7 +50,8 @@ type Config struct {
 	Backup   Backup
 	Forecast Forecast
 	// PITR is point-in-time recovery's schedules.
-	PITR PITR
+	PITR   PITR
+	SignIn SignIn
 }
 
 // S3 configures the object store.
@@ -64,6 +65,9 @@ type S3 struct {
 	// PathStyle forces path-style addressing (S3_FORCE_PATH_STYLE); on by default when an
 	// endpoint is set, as MinIO and gofakes3 need it.
 	PathStyle bool
+	// StorageClass is the storage class of backup objects (S3_STORAGE_CLASS, e.g.
+	// STANDARD_IA); empty leaves the bucket's default.
+	StorageClass string
 }
 
 // Auth configures API authentication.
@@ -123,6 +127,7 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 		Region:   e.str("AWS_REGION", DefaultAWSRegion),
 	}
 	c.S3.PathStyle = e.boolean("S3_FORCE_PATH_STYLE", c.S3.Endpoint != "")
+	c.S3.StorageClass = e.str("S3_STORAGE_CLASS", "")
 
 	c.Auth = Auth{
 		JWTSecret:      e.secret("JWT_SECRET"),
@@ -136,6 +141,7 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 	c.Backup = loadBackup(e)
 	c.Forecast = loadForecast(e)
 	c.PITR = loadPITR(e)
+	c.SignIn = loadSignIn(e)
 	if e.first != nil {
 		return nil, e.first
 	}

@@ -53,6 +53,10 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"BACKUP_KEEP_NIGHTLY": {"BACKUP_KEEP_NIGHTLY": "0"},
 		"S3_FORCE_PATH_STYLE": {"S3_FORCE_PATH_STYLE": "maybe"},
 		"JWT_SECRET_FILE":     {"JWT_SECRET_FILE": "/nonexistent/secret"},
+		"ACCESS_TOKEN_TTL":    {"ACCESS_TOKEN_TTL": "2h"},
+		"ARGON2_MEMORY_KIB":   {"ARGON2_MEMORY_KIB": "4096", "ARGON2_ITERATIONS": "1"},
+		"OIDC_AUDIENCE":       {"OIDC_ISSUER": "https://id.example.com/realms/main"},
+		"OIDC_ROLE_MAP":       {"OIDC_ISSUER": "https://id.example.com", "OIDC_AUDIENCE": "api", "OIDC_ROLE_MAP": "staff=superuser"},
 	}
 	for name, env := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -207,6 +207,9 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 	if err := appendDevEnv(envFile, cfg); err != nil {
 		return err
 	}
+	if err := appendDemoSignIns(ctx, envFile, pool, dataset, cfg, opts.DataDir); err != nil {
+		return err
+	}
 	printBanner(opts.Out, pg.Source, apiURL, uiURL, cfg, banner, time.Since(started))
 	dataset.WriteTour(opts.Out, apiURL, envFile)
 	if opts.Ready != nil {
@@ -294,15 +297,7 @@ func appendDevEnv(path string, cfg *config.Config) error {
 		"export TEMPORAL_ADDRESS=" + q(cfg.TemporalAddress) + "\n" +
 		"export S3_ENDPOINT=" + q(cfg.S3.Endpoint) + "\n" +
 		"export S3_BUCKET=" + q(cfg.S3.Bucket) + "\n"
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("demo env: %w", err)
-	}
-	if _, err := f.WriteString(block); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("demo env: %w", err)
-	}
-	return f.Close()
+	return appendEnvFile(path, block)
 }
 
 // devSecret reads a generated secret from path, creating it (0600) on first use.

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -84,6 +85,22 @@ func checkUp(t *testing.T, info DevInfo, dataDir string) {
 	// Production-shaped: the API and workers run as the runtime role.
 	require.Contains(t, info.DatabaseURL, "://"+db.AppRole)
 	require.Contains(t, string(env), "export TREASURY_DATABASE_URL=")
+	// The tour signs in as Gabe with the demo password (README "Five-minute tour").
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(env), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok && strings.HasPrefix(line, "export ") {
+			vars[k], _, _ = strings.Cut(v, "  #")
+		}
+	}
+	require.Equal(t, "gold@demo.example", vars["GOLD_EMAIL"])
+	require.NotEmpty(t, vars["DEMO_PASSWORD"])
+	login := fmt.Sprintf(`{"email":%q,"password":%q}`, vars["GOLD_EMAIL"], vars["DEMO_PASSWORD"])
+	resp, err := http.Post(info.APIURL+"/api/v1/auth/login", "application/json", strings.NewReader(login))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
+	require.Contains(t, string(b), `"refresh_token"`)
 }
 
 // TestDevOnTheLocalServer: with a server on the probe address (or DATABASE_URL, when the
