@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,8 +17,9 @@ import (
 )
 
 // registerAccounts adds the service API of the account model: users, creators and their
-// tiers, subscriptions and revenue events. Writes need the service or admin role; reads are
-// open to the people a record concerns.
+// tiers (this file, as db/accounts.go), subscriptions (subscriptions.go) and revenue events
+// (revenue.go). Writes need the service or admin role; reads are open to the people a record
+// concerns.
 func (s *Server) registerAccounts(g *gin.RouterGroup) {
 	backOffice := requireRole(RoleService, RoleAdmin)
 	g.PUT("/users/:id", backOffice, s.putUser)
@@ -32,20 +32,29 @@ func (s *Server) registerAccounts(g *gin.RouterGroup) {
 	g.GET("/creators/:id/tiers/:tier_id", s.getTier)
 	g.PUT("/creators/:id/tiers/:tier_id", backOffice, s.putTier)
 
-	g.POST("/subscriptions", backOffice, s.createSubscription)
-	g.GET("/subscriptions", s.listSubscriptions)
-	g.GET("/subscriptions/:id", s.getSubscription)
-	g.POST("/subscriptions/:id/renew", backOffice, s.renewSubscription)
-	g.POST("/subscriptions/:id/cancel", s.cancelSubscription)
-
-	g.POST("/revenue-events", backOffice, s.recordRevenueEvent)
-	g.POST("/revenue-events/batch", backOffice, s.recordRevenueBatch)
-	g.GET("/revenue-events", s.listRevenueEvents)
-	g.GET("/revenue-events/:id", s.getRevenueEvent)
+	s.registerSubscriptions(g, backOffice)
+	s.registerRevenue(g, backOffice)
 }
 
 // isBackOffice reports whether the caller runs the platform rather than uses it.
 func isBackOffice(p Principal) bool { return p.Role == RoleService || p.Role == RoleAdmin }
+
+// callerScope narrows a list to what the caller may see: the back office sees what it asked
+// for; a fan only their own (fan is set to them), a creator only their own (creator is set to
+// them). A nil pointer means that role sees nothing of this list: 403 with why, and false.
+func callerScope(c *gin.Context, fan, creator *uuid.UUID, why string) bool {
+	switch p := principal(c); {
+	case isBackOffice(p):
+	case p.Role == RoleFan && fan != nil:
+		*fan = p.UserID
+	case p.Role == RoleCreator && creator != nil:
+		*creator = p.UserID
+	default:
+		forbidden(c, why)
+		return false
+	}
+	return true
+}
 
 // ---- users and creators ----
 
@@ -291,352 +300,6 @@ func (s *Server) getTier(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, toTierJSON(t))
-}
-
-// ---- subscriptions ----
-
-type subscriptionJSON struct {
-	ID               uuid.UUID  `json:"id"`
-	FanID            uuid.UUID  `json:"fan_id"`
-	CreatorID        uuid.UUID  `json:"creator_id"`
-	TierID           uuid.UUID  `json:"tier_id"`
-	TierLevel        int        `json:"tier_level"`
-	Status           string     `json:"status"`
-	Active           bool       `json:"active"`
-	StartedAt        time.Time  `json:"started_at"`
-	CurrentPeriodEnd time.Time  `json:"current_period_end"`
-	CancelledAt      *time.Time `json:"cancelled_at"`
-	CreatedAt        time.Time  `json:"created_at"`
-	UpdatedAt        time.Time  `json:"updated_at"`
-}
-
-func (s *Server) toSubscriptionJSON(sub db.Subscription) subscriptionJSON {
-	return subscriptionJSON{ID: sub.ID, FanID: sub.FanID, CreatorID: sub.CreatorID, TierID: sub.TierID,
-		TierLevel: sub.TierLevel, Status: sub.Status, Active: sub.ActiveAt(s.now()), StartedAt: utc(sub.StartedAt),
-		CurrentPeriodEnd: utc(sub.CurrentPeriodEnd), CancelledAt: utcPtr(sub.CancelledAt),
-		CreatedAt: utc(sub.CreatedAt), UpdatedAt: utc(sub.UpdatedAt)}
-}
-
-type createSubscriptionRequest struct {
-	FanID     string     `json:"fan_id"`
-	CreatorID string     `json:"creator_id"`
-	TierID    string     `json:"tier_id"`
-	StartedAt *time.Time `json:"started_at"`
-}
-
-func (s *Server) createSubscription(c *gin.Context) {
-	var req createSubscriptionRequest
-	if !decodeJSON(c, &req) {
-		return
-	}
-	fan, ok := fieldUUID(c, "fan_id", req.FanID)
-	if !ok {
-		return
-	}
-	creator, ok := fieldUUID(c, "creator_id", req.CreatorID)
-	if !ok {
-		return
-	}
-	tier, ok := fieldUUID(c, "tier_id", req.TierID)
-	if !ok {
-		return
-	}
-	if req.StartedAt != nil && req.StartedAt.After(s.now().Add(5*time.Minute)) {
-		badRequest(c, "invalid_time", "started_at is in the future")
-		return
-	}
-	sub, err := db.CreateSubscription(c, s.pool, db.SubscriptionInput{FanID: fan, CreatorID: creator, TierID: tier,
-		StartedAt: req.StartedAt}, s.now())
-	if err != nil {
-		s.respondErr(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, s.toSubscriptionJSON(sub))
-}
-
-// subscriptionFor loads a subscription the caller may see: the back office, its fan and its
-// creator. Anyone else gets 404, as if it did not exist.
-func (s *Server) subscriptionFor(c *gin.Context) (db.Subscription, bool) {
-	id, ok := pathUUID(c, "id")
-	if !ok {
-		return db.Subscription{}, false
-	}
-	sub, err := db.GetSubscription(c, s.pool, id)
-	if err != nil {
-		s.respondErr(c, err)
-		return db.Subscription{}, false
-	}
-	if p := principal(c); !isBackOffice(p) && p.UserID != sub.FanID && p.UserID != sub.CreatorID {
-		notFound(c, "subscription")
-		return db.Subscription{}, false
-	}
-	return sub, true
-}
-
-func (s *Server) getSubscription(c *gin.Context) {
-	if sub, ok := s.subscriptionFor(c); ok {
-		c.JSON(http.StatusOK, s.toSubscriptionJSON(sub))
-	}
-}
-
-func (s *Server) listSubscriptions(c *gin.Context) {
-	page, ok := pageParams(c)
-	if !ok {
-		return
-	}
-	fan, ok := queryUUID(c, "fan_id")
-	if !ok {
-		return
-	}
-	creator, ok := queryUUID(c, "creator_id")
-	if !ok {
-		return
-	}
-	// Fans see their own subscriptions, creators their subscribers; the back office all.
-	switch p := principal(c); {
-	case isBackOffice(p):
-	case p.Role == RoleFan:
-		fan = p.UserID
-	case p.Role == RoleCreator:
-		creator = p.UserID
-	default:
-		forbidden(c, "listing subscriptions needs the fan, creator, service or admin role")
-		return
-	}
-	subs, next, err := db.ListSubscriptions(c, s.pool, db.SubscriptionFilter{FanID: fan, CreatorID: creator}, page)
-	if err != nil {
-		s.internalError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, mapList(subs, next, s.toSubscriptionJSON))
-}
-
-func (s *Server) renewSubscription(c *gin.Context) {
-	id, ok := pathUUID(c, "id")
-	if !ok {
-		return
-	}
-	sub, err := db.RenewSubscription(c, s.pool, id, s.now())
-	if err != nil {
-		s.respondErr(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, s.toSubscriptionJSON(sub))
-}
-
-// cancelSubscription is open to the back office and to the subscription's own fan.
-func (s *Server) cancelSubscription(c *gin.Context) {
-	sub, ok := s.subscriptionFor(c)
-	if !ok {
-		return
-	}
-	if p := principal(c); !isBackOffice(p) && p.UserID != sub.FanID {
-		forbidden(c, "only the subscriber or the back office can cancel a subscription")
-		return
-	}
-	sub, err := db.CancelSubscription(c, s.pool, sub.ID, s.now())
-	if err != nil {
-		s.respondErr(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, s.toSubscriptionJSON(sub))
-}
-
-// ---- revenue events ----
-
-type revenueEventJSON struct {
-	ID             uuid.UUID  `json:"id"`
-	ExternalID     string     `json:"external_id"`
-	CreatorID      uuid.UUID  `json:"creator_id"`
-	FanID          *uuid.UUID `json:"fan_id"`
-	SubscriptionID *uuid.UUID `json:"subscription_id"`
-	Kind           string     `json:"kind"`
-	AmountStroops  int64      `json:"amount_stroops"`
-	Amount         string     `json:"amount"`
-	Asset          string     `json:"asset"`
-	OccurredAt     time.Time  `json:"occurred_at"`
-	CreatedAt      time.Time  `json:"created_at"`
-}
-
-func toRevenueJSON(e db.RevenueEvent) revenueEventJSON {
-	return revenueEventJSON{ID: e.ID, ExternalID: e.ExternalID, CreatorID: e.CreatorID, FanID: e.FanID,
-		SubscriptionID: e.SubscriptionID, Kind: e.Kind, AmountStroops: e.AmountStroops,
-		Amount: contracts.FormatStroops(e.AmountStroops), Asset: e.Asset, OccurredAt: utc(e.OccurredAt),
-		CreatedAt: utc(e.CreatedAt)}
-}
-
-type revenueEventRequest struct {
-	ExternalID     string     `json:"external_id"`
-	CreatorID      string     `json:"creator_id"`
-	FanID          *string    `json:"fan_id"`
-	SubscriptionID *string    `json:"subscription_id"`
-	Kind           string     `json:"kind"`
-	AmountStroops  int64      `json:"amount_stroops"`
-	Asset          string     `json:"asset"`
-	OccurredAt     *time.Time `json:"occurred_at"`
-}
-
-// revenueInput validates one event; prefix names it within a batch ("events[3].").
-func (s *Server) revenueInput(c *gin.Context, prefix string, r revenueEventRequest) (db.RevenueEventInput, bool) {
-	var in db.RevenueEventInput
-	switch {
-	case !validText(r.ExternalID, 128):
-		badRequest(c, "invalid_external_id", prefix+"external_id must be 1 to 128 characters")
-		return in, false
-	case r.Kind != db.KindSubscriptionPayment && r.Kind != db.KindTip:
-		badRequest(c, "invalid_kind", prefix+"kind must be subscription_payment or tip")
-		return in, false
-	case r.AmountStroops <= 0:
-		badRequest(c, "invalid_amount", prefix+"amount_stroops must be a positive whole number of stroops")
-		return in, false
-	case !slices.Contains(db.Assets, r.Asset):
-		badRequest(c, "unsupported_asset", prefix+"asset must be USDC or XLM")
-		return in, false
-	case r.OccurredAt == nil:
-		badRequest(c, "missing_field", prefix+"occurred_at is required")
-		return in, false
-	case r.OccurredAt.After(s.now().Add(5 * time.Minute)):
-		badRequest(c, "invalid_time", prefix+"occurred_at is in the future")
-		return in, false
-	case r.Kind == db.KindSubscriptionPayment && r.SubscriptionID == nil:
-		badRequest(c, "missing_field", prefix+"a subscription_payment needs subscription_id")
-		return in, false
-	}
-	creator, ok := fieldUUID(c, prefix+"creator_id", r.CreatorID)
-	if !ok {
-		return in, false
-	}
-	fan, ok := optionalUUID(c, prefix+"fan_id", r.FanID)
-	if !ok {
-		return in, false
-	}
-	sub, ok := optionalUUID(c, prefix+"subscription_id", r.SubscriptionID)
-	if !ok {
-		return in, false
-	}
-	return db.RevenueEventInput{ExternalID: r.ExternalID, CreatorID: creator, FanID: fan, SubscriptionID: sub,
-		Kind: r.Kind, AmountStroops: r.AmountStroops, Asset: r.Asset, OccurredAt: r.OccurredAt.UTC()}, true
-}
-
-// recordRevenueEvent answers 201 for a new event and 200 for a repeat of a recorded one.
-func (s *Server) recordRevenueEvent(c *gin.Context) {
-	var req revenueEventRequest
-	if !decodeJSON(c, &req) {
-		return
-	}
-	in, ok := s.revenueInput(c, "", req)
-	if !ok {
-		return
-	}
-	res, err := db.RecordRevenueEvents(c, s.pool, []db.RevenueEventInput{in})
-	if err != nil {
-		s.respondErr(c, err)
-		return
-	}
-	status := http.StatusOK
-	if res[0].Created {
-		status = http.StatusCreated
-	}
-	c.JSON(status, toRevenueJSON(res[0].Event))
-}
-
-// maxBatch bounds one import request.
-const maxBatch = 1000
-
-type revenueBatchRequest struct {
-	Events []revenueEventRequest `json:"events"`
-}
-
-type revenueBatchResponse struct {
-	Created  int                `json:"created"`
-	Existing int                `json:"existing"`
-	Items    []revenueEventJSON `json:"items"`
-}
-
-// recordRevenueBatch records up to 1000 events all or nothing.
-func (s *Server) recordRevenueBatch(c *gin.Context) {
-	var req revenueBatchRequest
-	if !decodeJSONLimit(c, &req, 4<<20) {
-		return
-	}
-	if len(req.Events) == 0 || len(req.Events) > maxBatch {
-		badRequest(c, "invalid_batch", "events must hold 1 to 1000 events")
-		return
-	}
-	ins := make([]db.RevenueEventInput, len(req.Events))
-	seen := make(map[string]int, len(req.Events))
-	for i, r := range req.Events {
-		prefix := "events[" + strconv.Itoa(i) + "]."
-		in, ok := s.revenueInput(c, prefix, r)
-		if !ok {
-			return
-		}
-		if j, dup := seen[in.ExternalID]; dup {
-			badRequest(c, "duplicate_external_id", prefix+"external_id repeats events["+strconv.Itoa(j)+"]")
-			return
-		}
-		seen[in.ExternalID] = i
-		ins[i] = in
-	}
-	res, err := db.RecordRevenueEvents(c, s.pool, ins)
-	if err != nil {
-		s.respondErr(c, err)
-		return
-	}
-	out := revenueBatchResponse{Items: make([]revenueEventJSON, len(res))}
-	for i, r := range res {
-		out.Items[i] = toRevenueJSON(r.Event)
-		if r.Created {
-			out.Created++
-		} else {
-			out.Existing++
-		}
-	}
-	c.JSON(http.StatusOK, out)
-}
-
-// listRevenueEvents: the back office sees everything (optionally one creator's), a creator
-// their own.
-func (s *Server) listRevenueEvents(c *gin.Context) {
-	page, ok := pageParams(c)
-	if !ok {
-		return
-	}
-	creator, ok := queryUUID(c, "creator_id")
-	if !ok {
-		return
-	}
-	switch p := principal(c); {
-	case isBackOffice(p):
-	case p.Role == RoleCreator:
-		creator = p.UserID
-	default:
-		forbidden(c, "revenue is visible to its creator and the back office only")
-		return
-	}
-	evs, next, err := db.ListRevenueEvents(c, s.pool, creator, page)
-	if err != nil {
-		s.internalError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, mapList(evs, next, toRevenueJSON))
-}
-
-func (s *Server) getRevenueEvent(c *gin.Context) {
-	id, ok := pathUUID(c, "id")
-	if !ok {
-		return
-	}
-	e, err := db.GetRevenueEvent(c, s.pool, id)
-	if err != nil {
-		s.respondErr(c, err)
-		return
-	}
-	if p := principal(c); !isBackOffice(p) && p.UserID != e.CreatorID {
-		notFound(c, "revenue event")
-		return
-	}
-	c.JSON(http.StatusOK, toRevenueJSON(e))
 }
 
 // validText reports whether s is valid UTF-8 of 1 to max characters, not all blank.

@@ -24,11 +24,14 @@ var commentLimit = db.Limit{Max: 100, Window: time.Minute}
 // are written and liked by its creator and its active subscribers.
 func (s *Server) registerComments(g *gin.RouterGroup) {
 	g.POST("/comments", s.createComment)
-	g.GET("/comments/:creator_id", s.listComments)
-	g.PUT("/comments/:comment_id", s.editComment)
-	g.DELETE("/comments/:comment_id", s.deleteComment)
-	g.POST("/comments/:comment_id/like", s.likeComment)
-	g.DELETE("/comments/:comment_id/like", s.unlikeComment)
+	// One parameter name per position: OpenAPI forbids paths that differ only by it. The id
+	// is a creator's for GET, a comment's otherwise.
+	g.GET("/comments/:id", s.listComments)
+	g.PUT("/comments/:id", s.editComment)
+	g.DELETE("/comments/:id", s.deleteComment)
+	g.GET("/comments/:id/replies", s.listReplies)
+	g.POST("/comments/:id/like", s.likeComment)
+	g.DELETE("/comments/:id/like", s.unlikeComment)
 }
 
 func commentViewer(p Principal) db.CommentViewer {
@@ -51,6 +54,9 @@ type commentJSON struct {
 	LikeCount int           `json:"like_count"`
 	LikedByMe bool          `json:"liked_by_me"`
 	Replies   []commentJSON `json:"replies"`
+	// MoreReplies is set on a top-level comment of a page of threads whose thread has more
+	// replies than the page carries: GET /api/v1/comments/{id}/replies?after= pages the rest.
+	MoreReplies *string `json:"more_replies,omitempty"`
 }
 
 func toCommentJSON(c db.Comment) commentJSON {
@@ -64,6 +70,10 @@ func toCommentJSON(c db.Comment) commentJSON {
 	}
 	for i, r := range c.Replies {
 		out.Replies[i] = toCommentJSON(r)
+	}
+	if c.MoreReplies != nil {
+		cur := c.MoreReplies.Encode()
+		out.MoreReplies = &cur
 	}
 	return out
 }
@@ -204,7 +214,7 @@ func (s *Server) createComment(c *gin.Context) {
 
 func (s *Server) listComments(c *gin.Context) {
 	p := principal(c)
-	creator, ok := pathUUID(c, "creator_id")
+	creator, ok := pathUUID(c, "id")
 	if !ok {
 		return
 	}
@@ -212,21 +222,37 @@ func (s *Server) listComments(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := db.CheckCommentReader(c, s.pool, commentViewer(p), creator, s.now()); err != nil {
-		s.respondErr(c, err)
-		return
-	}
-	threads, next, err := db.ListCommentThreads(c, s.pool, creator, p.UserID, page)
+	threads, next, err := db.ListCommentsFor(c, s.pool, commentViewer(p), creator, s.now(), page)
 	if err != nil {
-		s.internalError(c, err)
+		s.respondErr(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, mapList(threads, next, toCommentJSON))
 }
 
+// listReplies pages the replies of a thread beyond those a page of threads carries (see
+// db.ListReplies): flat, each with its parent_id.
+func (s *Server) listReplies(c *gin.Context) {
+	p := principal(c)
+	id, ok := pathUUID(c, "id")
+	if !ok {
+		return
+	}
+	page, ok := pageParams(c)
+	if !ok {
+		return
+	}
+	replies, next, err := db.ListReplies(c, s.pool, commentViewer(p), id, s.now(), page)
+	if err != nil {
+		s.respondErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, mapList(replies, next, toCommentJSON))
+}
+
 func (s *Server) editComment(c *gin.Context) {
 	p := principal(c)
-	id, ok := pathUUID(c, "comment_id")
+	id, ok := pathUUID(c, "id")
 	if !ok {
 		return
 	}
@@ -248,7 +274,7 @@ func (s *Server) editComment(c *gin.Context) {
 
 func (s *Server) deleteComment(c *gin.Context) {
 	p := principal(c)
-	id, ok := pathUUID(c, "comment_id")
+	id, ok := pathUUID(c, "id")
 	if !ok {
 		return
 	}
@@ -276,7 +302,7 @@ func (s *Server) unlikeComment(c *gin.Context) { s.likeOrUnlike(c, db.UnlikeComm
 
 func (s *Server) likeOrUnlike(c *gin.Context, f likeFunc) {
 	p := principal(c)
-	id, ok := pathUUID(c, "comment_id")
+	id, ok := pathUUID(c, "id")
 	if !ok {
 		return
 	}

@@ -103,8 +103,9 @@ func BenchmarkCommentsListing(b *testing.B) {
 	_ = cmLoad(client, list, tok, 4, 500*time.Millisecond)
 
 	for i := 0; i < b.N; i++ {
-		health := cmLoad(client, srv.URL+"/health", "", conns, 3*time.Second)
-		comments := cmLoad(client, list, tok, conns, 3*time.Second)
+		d := benchDuration(3 * time.Second)
+		health := cmLoad(client, srv.URL+"/health", "", conns, d)
+		comments := cmLoad(client, list, tok, conns, d)
 		ratio := comments.rps / health.rps
 		b.Logf("\n%-34s %9s %8s %10s %10s\n%-34s %9.0f %8d %10s %10s\n%-34s %9.0f %8d %10s %10s\nlisting/health throughput: %.1f%% (target >= 30%%); listing p99 %s (target < 20ms); pool max conns %d",
 			"endpoint (100 connections, 3 s)", "req/s", "errors", "p50", "p99",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -98,7 +99,86 @@ func DecodeStrict(r io.Reader, v any) error {
 		}
 		return &DecodeError{Code: "invalid_json", Message: "the body must hold exactly one JSON value"}
 	}
+	if field, name, ok := findNUL(reflect.ValueOf(v), ""); ok {
+		// PostgreSQL text cannot hold NUL, so a stored field would fail with 500; no text
+		// field of the API has a use for it.
+		return &DecodeError{Code: "invalid_" + name, Message: field + " must not contain NUL characters"}
+	}
 	return nil
+}
+
+// findNUL walks a decoded value and reports the first string holding a NUL character: its
+// path as the client wrote it (events[2].external_id) and its JSON field name.
+func findNUL(v reflect.Value, path string) (field, name string, found bool) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return "", "", false
+		}
+		return findNUL(v.Elem(), path)
+	case reflect.String:
+		if strings.IndexByte(v.String(), 0) >= 0 {
+			return path, fieldName(path), true
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			n, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if n == "-" {
+				continue
+			}
+			if n == "" {
+				n = f.Name
+			}
+			if f.Anonymous && f.Tag.Get("json") == "" {
+				n = strings.TrimSuffix(path, ".")
+			} else if path != "" {
+				n = path + "." + n
+			}
+			if field, name, ok := findNUL(v.Field(i), n); ok {
+				return field, name, true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 { // bytes (json.RawMessage, base64) are not text
+			return "", "", false
+		}
+		for i := range v.Len() {
+			if field, name, ok := findNUL(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); ok {
+				return field, name, true
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			k := fmt.Sprint(iter.Key().Interface())
+			if strings.IndexByte(k, 0) >= 0 {
+				return path, fieldName(path), true
+			}
+			if field, name, ok := findNUL(iter.Value(), path+"."+k); ok {
+				return field, name, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// fieldName is the last JSON field name of a path: events[2].external_id -> external_id.
+func fieldName(path string) string {
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		path = path[i+1:]
+	}
+	if i := strings.IndexByte(path, '['); i >= 0 {
+		path = path[:i]
+	}
+	if path == "" {
+		return "text"
+	}
+	return path
 }
 
 func classifyJSONError(err error) error {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -169,4 +170,16 @@ func TestOpenAPIRefsResolve(t *testing.T) {
 		}
 	}
 	walk(root)
+}
+
+// TestOpenAPIDocumentIsValid: the served document passes a real OpenAPI 3 validator
+// (kin-openapi): no two paths that differ only by parameter names, every path parameter
+// declared, schemas and examples well formed.
+func TestOpenAPIDocumentIsValid(t *testing.T) {
+	doc, err := OpenAPIDocument()
+	require.NoError(t, err)
+	loader := openapi3.NewLoader()
+	spec, err := loader.LoadFromData(doc)
+	require.NoError(t, err)
+	require.NoError(t, spec.Validate(loader.Context, openapi3.EnableExamplesValidation()))
 }

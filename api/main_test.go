@@ -43,13 +43,17 @@ type env struct {
 	// tpool is the treasury login's pool (nil when the test gave none).
 	tpool *pgxpool.Pool
 	clock *clock
+	// conform, when set, checks every request e.do sends and its answer (see
+	// openapi_conformance_test.go).
+	conform func(method, path string, header http.Header, body []byte, code int, respHeader http.Header, resp []byte)
 }
 
 type envOption func(*Deps)
 
 func withTemporal(c client.Client) envOption { return func(d *Deps) { d.Temporal = c } }
 
-// newEnv builds the router on a fresh database, so tests can count rows.
+// newEnv builds the router on a fresh database, so tests can count rows: the runtime role's
+// pool, and the treasury login's for the treasury endpoints.
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	pg := testharness.FreshPG(t)
@@ -117,13 +121,16 @@ func (r response) ErrorCode(t *testing.T) string {
 func (e *env) do(method, path string, token string, body any) response {
 	e.t.Helper()
 	var rd io.Reader
+	var raw []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
+		raw = []byte(b)
 		rd = strings.NewReader(b)
 	default:
 		buf, err := json.Marshal(b)
 		require.NoError(e.t, err)
+		raw = buf
 		rd = bytes.NewReader(buf)
 	}
 	req := httptest.NewRequest(method, path, rd)
@@ -133,8 +140,12 @@ func (e *env) do(method, path string, token string, body any) response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	header := req.Header.Clone()
 	w := httptest.NewRecorder()
 	e.router.ServeHTTP(w, req)
+	if e.conform != nil {
+		e.conform(method, path, header, raw, w.Code, w.Header(), w.Body.Bytes())
+	}
 	return response{Code: w.Code, Header: w.Header(), Body: w.Body.Bytes()}
 }
 

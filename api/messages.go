@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/ecdh"
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"math"
@@ -26,9 +28,10 @@ func (s *Server) registerMessages(g *gin.RouterGroup) {
 	g.GET("/keys/:user_id", s.getKey)
 	g.POST("/messages", s.postMessage)
 	g.GET("/messages/conversations", s.listConversations)
-	g.GET("/messages/:user_id", s.listMessages)
+	// GET takes the other user's id, DELETE a message's: one name, as OpenAPI requires.
+	g.GET("/messages/:id", s.listMessages)
 	g.POST("/messages/:message_id/read", s.markRead)
-	g.DELETE("/messages/:message_id", s.deleteMessage)
+	g.DELETE("/messages/:id", s.deleteMessage)
 }
 
 // ---- keys ----
@@ -59,6 +62,10 @@ func (s *Server) putKey(c *gin.Context) {
 		badRequest(c, "invalid_public_key", "public_key must be the base64 of a 32-byte X25519 public key")
 		return
 	}
+	if !usableX25519Key(key) {
+		badRequest(c, "invalid_public_key", "public_key is a low-order X25519 point: no shared secret can be agreed with it")
+		return
+	}
 	k, created, err := db.PutPublicKey(c, s.pool, p.UserID, key, s.now())
 	if err != nil {
 		s.respondErr(c, err)
@@ -70,6 +77,23 @@ func (s *Server) putKey(c *gin.Context) {
 		status = http.StatusCreated
 	}
 	c.JSON(status, toKeyJSON(k))
+}
+
+// usableX25519Key reports whether key is a public key a sender can agree a secret with. An
+// all-zero or other low-order point makes every X25519 result all zero (so messages to that
+// user would be encrypted under a key anyone knows); crypto/ecdh refuses to return such a
+// result, so one agreement with a throwaway private key tells them apart.
+func usableX25519Key(key []byte) bool {
+	pub, err := ecdh.X25519().NewPublicKey(key)
+	if err != nil {
+		return false
+	}
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return false
+	}
+	_, err = priv.ECDH(pub)
+	return err == nil
 }
 
 // getKey returns a user's public key; public keys are public to every authenticated caller.
@@ -157,27 +181,23 @@ func parseMessageRequest(req messageRequest) (uuid.UUID, []byte, []byte, *failur
 }
 
 // sendMessage is the one delivery path of a direct message, for REST and the WebSocket:
-// validation, the rate limit, the tier rule and the insert (one statement, which also
-// notifies every instance's hub), and the access log.
+// validation, then the rate limit, the tier rule, the insert, the NOTIFY to every instance's
+// hub and the access-log row in one statement (one round trip; all or nothing).
 func (s *Server) sendMessage(c *gin.Context, p Principal, req messageRequest) (db.Message, *failure) {
 	to, ct, nonce, f := parseMessageRequest(req)
 	if f != nil {
 		return db.Message{}, f
 	}
-	d, err := db.TakeRateLimit(c, s.pool, "messages:"+p.UserID.String(), messageLimit, s.now())
-	if err != nil {
-		return db.Message{}, s.internalFailure(c, err)
-	}
-	if !d.Allowed {
+	m, d, err := db.SendMessageAudited(c, s.pool, db.MessageInput{SenderID: p.UserID, RecipientID: to, Ciphertext: ct, Nonce: nonce},
+		db.SendLimit{Bucket: "messages:" + p.UserID.String(), Limit: messageLimit}, s.accessEntry(c, &p), s.now())
+	switch {
+	case err != nil:
+		return db.Message{}, s.domainFailure(c, err)
+	case !d.Allowed:
 		secs := max(int(math.Ceil(d.RetryAfter.Seconds())), 1)
 		return db.Message{}, &failure{Status: http.StatusTooManyRequests, Code: "rate_limited", RetryAfter: secs,
 			Message: "messages: at most " + strconv.Itoa(messageLimit.Max) + " per minute; retry in " + strconv.Itoa(secs) + "s"}
 	}
-	m, err := db.SendMessage(c, s.pool, db.MessageInput{SenderID: p.UserID, RecipientID: to, Ciphertext: ct, Nonce: nonce}, s.now())
-	if err != nil {
-		return db.Message{}, s.domainFailure(c, err)
-	}
-	s.audit(c, &p, "message.send", m.ID.String(), "to "+to.String())
 	return m, nil
 }
 
@@ -253,7 +273,7 @@ func (s *Server) listConversations(c *gin.Context) {
 // the caller's own conversation to read: the other party is the path's user.
 func (s *Server) listMessages(c *gin.Context) {
 	p := principal(c)
-	other, ok := pathUUID(c, "user_id")
+	other, ok := pathUUID(c, "id")
 	if !ok {
 		return
 	}
@@ -287,7 +307,7 @@ func (s *Server) markRead(c *gin.Context) {
 // deleteMessage soft-deletes a message, by its sender.
 func (s *Server) deleteMessage(c *gin.Context) {
 	p := principal(c)
-	id, ok := pathUUID(c, "message_id")
+	id, ok := pathUUID(c, "id")
 	if !ok {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -82,3 +83,17 @@ func recoverJSON(logger *slog.Logger) gin.HandlerFunc {
 
 // metricsHandler serves the process's Prometheus metrics.
 func metricsHandler() http.Handler { return promhttp.Handler() }
+
+// refuseNUL answers 400 to a request whose path or query holds a NUL character: PostgreSQL
+// text cannot store one, so it would otherwise surface as a 500 wherever the value is used.
+// Bodies are checked where they are decoded (DecodeStrict).
+func refuseNUL() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if strings.IndexByte(c.Request.URL.Path, 0) >= 0 || strings.Contains(c.Request.URL.RawQuery, "%00") ||
+			strings.IndexByte(c.Request.URL.RawQuery, 0) >= 0 {
+			badRequest(c, "invalid_query", "the path and query must not contain NUL characters")
+			return
+		}
+		c.Next()
+	}
+}

@@ -49,7 +49,7 @@ type Server struct {
 	cfg          *config.Config
 	logger       *slog.Logger
 	now          func() time.Time
-	rt           *realtime
+	hub          *wsHub
 	// Sign-in (issue 18): password hashing, the revocation set, an optional OIDC provider.
 	hasher  *password.Hasher
 	revoked *revocations
@@ -73,7 +73,7 @@ func buildRouter(d Deps) (*gin.Engine, *Server) {
 		s.logger.Warn("TRUSTED_PROXIES: ignored", "error", err)
 		_ = r.SetTrustedProxies(nil)
 	}
-	r.Use(recoverJSON(s.logger), observe(), accessLog(s.logger))
+	r.Use(recoverJSON(s.logger), observe(), accessLog(s.logger), refuseNUL())
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such endpoint") })
 	r.NoMethod(func(c *gin.Context) {
 		fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint does not take "+c.Request.Method)
@@ -108,7 +108,7 @@ func newServer(d Deps) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.rt = newRealtime(s, d.Context, d.Realtime)
+	s.hub = newWSHub(s, d.Context, d.Realtime)
 	s.initSignIn(d.Context, d.SignIn)
 	return s
 }

@@ -6,24 +6,47 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/creatorvault/orchestrator/db"
 )
 
-// WebSocket close codes the server uses.
+// WebSocket close codes the server uses (the README's "Real-time" section lists them).
 const (
-	closeGoingAway   = websocket.CloseGoingAway       // 1001: shutdown
-	closePolicy      = websocket.ClosePolicyViolation // 1008: too slow to keep up
-	closeMessageSize = websocket.CloseMessageTooBig   // 1009: frame over the limit
+	closeGoingAway   = websocket.CloseGoingAway         // 1001: shutdown; reconnect elsewhere with after=
+	closePolicy      = websocket.ClosePolicyViolation   // 1008: the session was revoked (sign-in, issue 18)
+	closeMessageSize = websocket.CloseMessageTooBig     // 1009: frame over the limit
+	closeInternal    = websocket.CloseInternalServerErr // 1011: could not catch up; reconnect with after=
+	// closeTokenExpired (4001): the token's exp has passed. Reconnect with a fresh token and
+	// after=<the last message id received>: nothing is lost.
+	closeTokenExpired = 4001
 )
+
+// reasonFor is the disconnect metric's reason of a close code the server chose.
+func reasonFor(code int) string {
+	switch code {
+	case closeGoingAway:
+		return reasonShutdown
+	case closeMessageSize:
+		return reasonFrameTooBig
+	case closeTokenExpired:
+		return reasonTokenExpired
+	case closeInternal:
+		return reasonReplayFailed
+	}
+	return reasonClient
+}
 
 // registerRealtime adds GET /ws, the WebSocket for real-time delivery.
 func (s *Server) registerRealtime(r *gin.Engine) {
@@ -104,8 +127,9 @@ type pingFrame struct {
 
 // serveWS authenticates (Authorization header, or the token query parameter for browsers:
 // the access log records the route pattern only, never the query), checks the Origin against
-// WS_ALLOWED_ORIGINS, upgrades, replays what the client missed after ?after=<message id>,
-// and then runs the connection: this goroutine is the read pump, another the write pump.
+// WS_ALLOWED_ORIGINS and the user's socket cap, upgrades, and runs the connection: this
+// goroutine is the read pump, another the write pump, which also sends the Presence burst and
+// replays what the client missed after ?after=<message id>, page by page as the socket drains.
 func (s *Server) serveWS(c *gin.Context) {
 	raw, ok := bearerToken(c.GetHeader("Authorization"))
 	if !ok {
@@ -129,11 +153,33 @@ func (s *Server) serveWS(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h := s.rt
+	h := s.hub
 	if err := h.start(c); err != nil {
 		fail(c, http.StatusServiceUnavailable, "unavailable", "real-time delivery is not available")
 		return
 	}
+	ctx := c.Request.Context()
+	conn := &wsConn{h: h, user: p, id: uuid.New(), exp: tokenExpiry(raw), send: make(chan outFrame, h.opts.SendBuffer),
+		kick: make(chan struct{}, 1), done: make(chan struct{}), drained: make(chan struct{})}
+	opened, err := db.OpenSession(ctx, s.pool, db.WSSession{ID: conn.id, UserID: p.UserID, Instance: h.instance}, s.now(),
+		h.opts.MaxSocketsPerUser, h.opts.Lease)
+	if err != nil {
+		s.internalError(c, err)
+		return
+	}
+	if !opened {
+		c.Header("Retry-After", "60")
+		fail(c, http.StatusTooManyRequests, "too_many_sockets",
+			"at most "+strconv.Itoa(h.opts.MaxSocketsPerUser)+" WebSockets per user; close another first")
+		return
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := db.CloseSession(cctx, s.pool, conn.id, p.UserID, s.now()); err != nil {
+			s.logger.Warn("real-time: close session", "error", err)
+		}
+	}()
 	up := websocket.Upgrader{
 		ReadBufferSize:  4096,
 		WriteBufferSize: 4096,
@@ -141,181 +187,415 @@ func (s *Server) serveWS(c *gin.Context) {
 		// browsers.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
+	// Where this socket starts: after the client's message, or where this hub's deliveries
+	// stand now. The socket is registered for live events before the client is told it is
+	// connected (the 101): a client that has a message sent (or someone typing to it) the
+	// moment it is connected gets it.
+	conn.base = h.currentFloor()
+	if after != uuid.Nil {
+		k, err := db.MessageKeyFor(ctx, s.pool, p.UserID, after)
+		if err != nil {
+			code, msg := "internal", "could not replay missed messages"
+			if e, ok := db.AsError(err); ok {
+				code, msg = e.Code, e.Message
+			}
+			conn.offer(outFrame{typ: "Error", b: mustJSON(errorFrame{Type: "Error", Code: code, Message: msg})})
+		} else {
+			conn.base, conn.catchingUp, conn.dirty = k, true, true
+		}
+	}
+	// Presence: tell this device who of its contacts is online (written as the socket drains).
+	if online, err := db.OnlineContacts(ctx, s.pool, p.UserID, h.opts.Lease); err == nil {
+		conn.burst, conn.burstAt = online, s.now().UTC()
+	}
+	h.register(conn)
+	defer h.unregister(conn)
 	ws, err := up.Upgrade(c.Writer, c.Request, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
-	conn := &wsConn{h: h, ws: ws, user: p, id: uuid.New(), send: make(chan []byte, h.opts.SendBuffer),
-		done: make(chan struct{}), drained: make(chan struct{}), replaying: true, seen: map[uuid.UUID]bool{}}
-	h.register(conn)
+	conn.ws = ws
 	// A revoked session, a changed role or an erased user closes the socket at once.
-	defer s.revoked.watch(p, func(reason string) { conn.close(closePolicy, reason) })()
+	defer s.revoked.watch(p, func(reason string) { conn.closeFor(closePolicy, reason, reasonRevoked) })()
 	go conn.writePump()
 	// A revocation that arrived between the token check and the watch: close now.
 	if err := s.revoked.check(c.Request.Context(), p); err != nil {
-		conn.close(closePolicy, "session ended")
+		conn.closeFor(closePolicy, "session ended", reasonRevoked)
 	}
-
-	// Presence: this device is online; tell it who of its contacts is.
-	ctx := c.Request.Context()
-	if err := db.OpenSession(ctx, s.pool, conn.id, p.UserID, h.instance, s.now()); err != nil {
-		s.logger.Warn("real-time: open session", "error", err)
-	}
-	defer func() {
-		h.unregister(conn)
-		conn.close(websocket.CloseNormalClosure, "")
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := db.CloseSession(cctx, s.pool, conn.id, p.UserID, s.now()); err != nil {
-			s.logger.Warn("real-time: close session", "error", err)
-		}
-	}()
-	if online, err := db.OnlineContacts(ctx, s.pool, p.UserID); err == nil {
-		for _, u := range online {
-			b, _ := json.Marshal(presenceFrame{Type: "Presence", UserID: u, Status: "online", LastSeen: s.now().UTC()})
-			conn.enqueue(b)
-		}
-	}
-
-	// Replay first, then whatever arrived meanwhile, in order and without duplicates.
-	if after != uuid.Nil {
-		msgs, err := db.MessagesAfter(ctx, s.pool, p.UserID, after, h.opts.ReplayLimit)
-		if err != nil {
-			var e *db.Error
-			code, msg := "internal", "could not replay missed messages"
-			if errors.As(err, &e) {
-				code, msg = e.Code, e.Message
-			}
-			conn.sendFrame(errorFrame{Type: "Error", Code: code, Message: msg})
-		}
-		for _, m := range msgs {
-			b, _ := json.Marshal(newMessageFrameOf(m))
-			conn.deliverReplay(m.ID, b)
-		}
-	}
-	conn.endReplay()
 	conn.readPump(c, s)
+}
+
+// tokenExpiry is the exp of a token ParseToken has already verified.
+func tokenExpiry(raw string) time.Time {
+	var cl jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(raw, &cl); err != nil || cl.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return cl.ExpiresAt.Time
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
 }
 
 // ---- one connection ----
 
+// outFrame is one frame waiting for the write pump; msg is set for a NewMessage.
+type outFrame struct {
+	typ string
+	b   []byte
+	msg *db.Message
+}
+
 // wsConn is one open WebSocket. The read pump is the handler's goroutine; the write pump owns
-// every data write. send is bounded: a client that lets it fill up is disconnected.
+// every write. NewMessages reach the client in one of two ways: live, through the bounded send
+// buffer, or, while the socket catches up (after ?after=, when the buffer was full, after the
+// listener reconnected), from the database page by page as fast as the client reads. Only a
+// client that stops reading (a write blocked for WriteWait) or answering pings is closed.
 type wsConn struct {
-	h    *realtime
+	h    *wsHub
 	ws   *websocket.Conn
 	user Principal
 	id   uuid.UUID
-	send chan []byte
+	exp  time.Time
+	send chan outFrame
+	kick chan struct{} // wakes the write pump to catch up
 
 	closeOnce sync.Once
 	done      chan struct{}
 	// drained is closed when the read pump has read what the client was still sending after
 	// an oversize frame, so closing the socket does not reset the connection before the
 	// client has read the 1009 close frame.
-	drained   chan struct{}
-	closeCode int
-	closeText string
+	drained     chan struct{}
+	closeCode   int
+	closeText   string
+	closeReason string
 
-	// Until the replay is done, live messages wait in pending; seen drops duplicates.
-	mu        sync.Mutex
-	replaying bool
-	pending   [][]byte
-	pendingID []uuid.UUID
-	seen      map[uuid.UUID]bool
+	// burst is the Presence of the contacts online at connect, written before anything else.
+	burst   []uuid.UUID
+	burstAt time.Time
+
+	mu sync.Mutex
+	// catchingUp: NewMessages come from the database, not the hub; dirty: something may have
+	// been committed since the last page was read.
+	catchingUp, dirty bool
+	// base is where a catch-up may start at the earliest (the after= message, or the hub's
+	// floor at connect); mark is the newest NewMessage written, once there is one.
+	base db.MessageKey
+	mark *db.MessageKey
+	// cursor is where the current catch-up pass has read to (nil between passes).
+	cursor *db.MessageKey
+	// recent remembers the NewMessages written lately, so a message both replayed and
+	// announced is written once (the write pump's own).
+	recent recentIDs
+
+	markRead *rate.Limiter
 }
 
-// enqueue hands a frame to the write pump, or disconnects a client that cannot keep up.
-func (c *wsConn) enqueue(b []byte) {
+// catchUpMargin is how far before the newest message written a catch-up looks again, for a
+// message committed later than a newer one (concurrent senders); recent drops the repeats.
+const catchUpMargin = time.Second
+
+// offer queues a frame, or drops it (counted) when the buffer is full: for frames that are
+// not worth holding up the sender or closing the socket for (Typing, Presence, receipts).
+func (c *wsConn) offer(f outFrame) {
 	select {
 	case <-c.done:
-	case c.send <- b:
+	case c.send <- f:
 	default:
-		c.close(closePolicy, "too slow: send buffer full")
+		wsSendDrops.WithLabelValues(f.typ).Inc()
 	}
 }
 
-func (c *wsConn) sendFrame(f any) {
-	b, _ := json.Marshal(f)
-	c.enqueue(b)
+// reply queues an answer to the client's own frame (Ack, Error), waiting for room: a client
+// that does not read its answers slows down its own sending, nobody else's.
+func (c *wsConn) reply(f any, typ string) {
+	select {
+	case <-c.done:
+	case c.send <- outFrame{typ: typ, b: mustJSON(f)}:
+	}
 }
 
-// deliver pushes a live new message, holding it back while the replay runs.
-func (c *wsConn) deliver(id uuid.UUID, b []byte) {
+// deliver hands a live new message to the write pump, or has the socket catch up from the
+// database when it is catching up already or its buffer is full: nothing waits, nothing is
+// lost.
+func (c *wsConn) deliver(m db.Message, b []byte) {
 	c.mu.Lock()
-	if c.replaying {
-		c.pending = append(c.pending, b)
-		c.pendingID = append(c.pendingID, id)
+	if c.catchingUp {
+		c.dirty = true
 		c.mu.Unlock()
+		c.wake()
 		return
 	}
 	c.mu.Unlock()
-	c.enqueue(b)
-}
-
-func (c *wsConn) deliverReplay(id uuid.UUID, b []byte) {
-	c.mu.Lock()
-	c.seen[id] = true
-	c.mu.Unlock()
-	c.enqueue(b)
-}
-
-func (c *wsConn) endReplay() {
-	c.mu.Lock()
-	pending, ids := c.pending, c.pendingID
-	for i, b := range pending {
-		if !c.seen[ids[i]] {
-			c.enqueue(b)
-		}
+	select {
+	case c.send <- outFrame{typ: "NewMessage", b: b, msg: &m}:
+	default:
+		wsSendDrops.WithLabelValues("NewMessage").Inc()
+		c.catchUp()
 	}
-	c.replaying, c.pending, c.pendingID, c.seen = false, nil, nil, nil
+}
+
+// catchUp makes the write pump read what this socket has not been sent from the database.
+func (c *wsConn) catchUp() {
+	c.mu.Lock()
+	c.catchingUp, c.dirty = true, true
 	c.mu.Unlock()
+	c.wake()
+}
+
+func (c *wsConn) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
 }
 
 // close ends the connection once: the write pump sends a close frame with code and closes
 // the socket, which also ends the read pump.
-func (c *wsConn) close(code int, text string) {
+func (c *wsConn) close(code int, text string) { c.closeFor(code, text, reasonFor(code)) }
+
+func (c *wsConn) closeFor(code int, text, reason string) {
 	c.closeOnce.Do(func() {
-		c.closeCode, c.closeText = code, text
+		c.closeCode, c.closeText, c.closeReason = code, text, reason
+		wsDisconnects.WithLabelValues(reason).Inc()
 		close(c.done)
 	})
 }
 
+// errStop ends the write pump: the connection is closing.
+var errStop = errors.New("connection closing")
+
 func (c *wsConn) writePump() {
 	o := c.h.opts
 	ticker := time.NewTicker(o.PingInterval)
+	var expired <-chan time.Time
+	if !c.exp.IsZero() {
+		t := time.NewTimer(time.Until(c.exp))
+		defer t.Stop()
+		expired = t.C
+	}
 	defer func() {
 		ticker.Stop()
 		_ = c.ws.Close()
 	}()
-	for {
+	// between is checked between frames of a burst or a replay: pings still go out, and a
+	// closing connection or an expired token stops it.
+	between := func() error {
 		select {
-		case b := <-c.send:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(o.WriteWait))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-				c.close(websocket.CloseAbnormalClosure, "")
-				return
-			}
-		case <-ticker.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(o.WriteWait)); err != nil {
-				c.close(websocket.CloseAbnormalClosure, "")
-				return
-			}
 		case <-c.done:
-			if c.closeCode != websocket.CloseAbnormalClosure {
-				// A short deadline: a client too slow to read must not hold its socket open.
-				_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText),
-					time.Now().Add(min(o.WriteWait, time.Second)))
-			}
-			if c.closeCode == closeMessageSize {
-				select { // the closing handshake: let the client read the close frame first
-				case <-c.drained:
-				case <-time.After(2 * time.Second):
-				}
-			}
-			return
+			return errStop
+		case <-expired:
+			c.close(closeTokenExpired, "token expired: reconnect with a fresh token and after=")
+			return errStop
+		case <-ticker.C:
+			return c.write(websocket.PingMessage, nil)
+		default:
+			return nil
 		}
 	}
+	err := c.writeBurst(between)
+	for err == nil {
+		if c.catching() {
+			err = c.catchUpPage(between)
+			continue
+		}
+		select {
+		case f := <-c.send:
+			err = c.writeFrame(f, true)
+		case <-c.kick:
+		case <-ticker.C:
+			err = c.write(websocket.PingMessage, nil)
+		case <-expired:
+			c.close(closeTokenExpired, "token expired: reconnect with a fresh token and after=")
+			err = errStop
+		case <-c.done:
+			err = errStop
+		}
+	}
+	if !errors.Is(err, errStop) {
+		c.closeFor(websocket.CloseAbnormalClosure, "", reasonWriteFailed)
+	}
+	if c.closeCode != websocket.CloseAbnormalClosure {
+		// A client that stopped reading failed a write and gets no close frame; one that reads,
+		// however slowly, gets its close code (4001 after a long replay, say).
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText),
+			time.Now().Add(o.WriteWait))
+	}
+	if c.closeCode == closeMessageSize {
+		select { // the closing handshake: let the client read the close frame first
+		case <-c.drained:
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// write writes one frame within WriteWait; a client that reads nothing for that long fails it.
+func (c *wsConn) write(kind int, b []byte) error {
+	deadline := time.Now().Add(c.h.opts.WriteWait)
+	if kind == websocket.PingMessage {
+		return c.ws.WriteControl(kind, b, deadline)
+	}
+	_ = c.ws.SetWriteDeadline(deadline)
+	return c.ws.WriteMessage(kind, b)
+}
+
+// writeFrame writes a queued frame. A NewMessage this socket was already sent is skipped.
+func (c *wsConn) writeFrame(f outFrame, live bool) error {
+	if f.msg != nil && !c.written(*f.msg) {
+		return nil
+	}
+	if err := c.write(websocket.TextMessage, f.b); err != nil {
+		return err
+	}
+	wsFramesOut.WithLabelValues(f.typ).Inc()
+	if f.msg != nil && live {
+		wsDeliveryLatency.Observe(time.Since(f.msg.SentAt).Seconds())
+	}
+	return nil
+}
+
+// written records m as sent to this socket, and reports false when it already was.
+func (c *wsConn) written(m db.Message) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.recent.add(m.ID, m.SentAt) {
+		return false
+	}
+	if k := m.Key(); c.mark == nil || keyAfter(k, *c.mark) {
+		c.mark = &k
+	}
+	return true
+}
+
+// writeBurst writes the Presence of the contacts online at connect, one frame at a time.
+func (c *wsConn) writeBurst(between func() error) error {
+	for i, u := range c.burst {
+		b := mustJSON(presenceFrame{Type: "Presence", UserID: u, Status: "online", LastSeen: c.burstAt})
+		if err := c.writeFrame(outFrame{typ: "Presence", b: b}, false); err != nil {
+			return err
+		}
+		c.burst[i] = uuid.Nil
+		if err := between(); err != nil {
+			return err
+		}
+	}
+	c.burst = nil
+	return nil
+}
+
+func (c *wsConn) catching() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.catchingUp
+}
+
+// catchUpPage writes what is queued, then one page of missed messages from the database. A
+// pass starts at base, or a margin before the newest message written, and pages forward; when
+// it reaches the end and nothing was announced meanwhile, the socket is live again. An
+// announcement that comes later is delivered live and, if a page had it, skipped.
+func (c *wsConn) catchUpPage(between func() error) error {
+	for drained := false; !drained; {
+		select {
+		case f := <-c.send:
+			if err := c.writeFrame(f, true); err != nil {
+				return err
+			}
+		default:
+			drained = true
+		}
+	}
+	c.mu.Lock()
+	if c.cursor == nil {
+		c.dirty = false
+		from := c.base
+		if c.mark != nil {
+			if back := (db.MessageKey{At: c.mark.At.Add(-catchUpMargin)}); keyAfter(back, from) {
+				from = back
+			}
+		}
+		c.cursor = &from
+	}
+	from := *c.cursor
+	c.mu.Unlock()
+	page := c.h.opts.ReplayPage
+	ctx, cancel := context.WithTimeout(c.h.ctx, 10*time.Second)
+	msgs, err := db.MessagesAfterKey(ctx, c.h.s.pool, c.user.UserID, from, page)
+	cancel()
+	if err != nil {
+		c.h.warn("real-time: catch up", err)
+		c.close(closeInternal, "could not read missed messages: reconnect with after=")
+		return errStop
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		k := m.Key()
+		c.mu.Lock()
+		c.cursor = &k
+		c.mu.Unlock()
+		if c.recent.has(m.ID) {
+			continue
+		}
+		if err := c.writeFrame(outFrame{typ: "NewMessage", b: mustJSON(newMessageFrameOf(*m)), msg: m}, false); err != nil {
+			return err
+		}
+		msgs[i] = db.Message{} // let the page's memory go as it is written
+		if err := between(); err != nil {
+			return err
+		}
+	}
+	if len(msgs) == page {
+		return nil // more to come
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cursor = nil
+	if !c.dirty {
+		c.catchingUp = false
+	}
+	return nil
+}
+
+// recentIDs remembers the messages written to a socket in the last few seconds (and at most
+// recentMax of them): enough to skip a message a catch-up pass reads again. An idle socket
+// allocates nothing.
+type recentIDs struct {
+	order []recentID
+	ids   map[uuid.UUID]struct{}
+}
+
+type recentID struct {
+	id uuid.UUID
+	at time.Time
+}
+
+const recentMax = 4096
+
+func (r *recentIDs) has(id uuid.UUID) bool {
+	_, ok := r.ids[id]
+	return ok
+}
+
+// add records id, sent at at, and reports false when it was there already.
+func (r *recentIDs) add(id uuid.UUID, at time.Time) bool {
+	if r.has(id) {
+		return false
+	}
+	if r.ids == nil {
+		r.ids = map[uuid.UUID]struct{}{}
+	}
+	r.ids[id] = struct{}{}
+	r.order = append(r.order, recentID{id: id, at: at})
+	drop := 0
+	for drop < len(r.order)-1 && (len(r.order)-drop > recentMax || r.order[drop].at.Before(at.Add(-3*catchUpMargin))) {
+		delete(r.ids, r.order[drop].id)
+		drop++
+	}
+	if drop > 0 {
+		r.order = append(r.order[:0], r.order[drop:]...)
+	}
+	return true
 }
 
 // readPump reads client frames until the connection ends. Any frame or pong proves the client
@@ -329,7 +609,9 @@ func (c *wsConn) readPump(gc *gin.Context, s *Server) {
 	for {
 		_, data, err := c.ws.ReadMessage()
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
+			var ne net.Error
+			switch {
+			case errors.Is(err, websocket.ErrReadLimit):
 				// Close with 1009, then discard the rest of the frame and the client's close
 				// reply for a moment: closing a socket with unread input resets it, and the
 				// client would never see the close code.
@@ -338,8 +620,10 @@ func (c *wsConn) readPump(gc *gin.Context, s *Server) {
 				_ = raw.SetReadDeadline(time.Now().Add(time.Second))
 				_, _ = io.Copy(io.Discard, raw)
 				close(c.drained)
-			} else {
-				c.close(websocket.CloseAbnormalClosure, "")
+			case errors.As(err, &ne) && ne.Timeout():
+				c.closeFor(websocket.CloseAbnormalClosure, "", reasonPingTimeout)
+			default:
+				c.closeFor(websocket.CloseAbnormalClosure, "", reasonClient)
 			}
 			return
 		}
@@ -354,7 +638,7 @@ func (c *wsConn) readPump(gc *gin.Context, s *Server) {
 }
 
 func (c *wsConn) fail(code, message, clientID string) {
-	c.sendFrame(errorFrame{Type: "Error", Code: code, Message: message, ClientID: clientID})
+	c.reply(errorFrame{Type: "Error", Code: code, Message: message, ClientID: clientID}, "Error")
 }
 
 // handleFrame runs one client frame. A malformed frame gets an Error and the connection
@@ -369,6 +653,12 @@ func (c *wsConn) handleFrame(gc *gin.Context, s *Server, data []byte) {
 		return
 	}
 	clientID, _ := env.ClientID.(string)
+	switch env.Type {
+	case "SendMessage", "Typing", "MarkRead", "Ping":
+		wsFramesIn.WithLabelValues(env.Type).Inc()
+	default:
+		wsFramesIn.WithLabelValues("unknown").Inc()
+	}
 	strict := func(v any) bool {
 		if err := DecodeStrict(bytes.NewReader(data), v); err != nil {
 			code, msg := "invalid_frame", "the frame is not valid"
@@ -397,7 +687,7 @@ func (c *wsConn) handleFrame(gc *gin.Context, s *Server, data []byte) {
 			c.fail(fl.Code, fl.Message, f.ClientID)
 			return
 		}
-		c.sendFrame(ackFrame{Type: "Ack", ClientID: f.ClientID, MessageID: &m.ID, Status: "sent"})
+		c.reply(ackFrame{Type: "Ack", ClientID: f.ClientID, MessageID: &m.ID, Status: "sent"}, "Ack")
 	case "Typing":
 		var f typingInFrame
 		if !strict(&f) {
@@ -407,6 +697,9 @@ func (c *wsConn) handleFrame(gc *gin.Context, s *Server, data []byte) {
 		if err != nil {
 			c.fail("invalid_id", "conversation_id must be the other participant's user id", "")
 			return
+		}
+		if !c.h.typingAllowed(c.user.UserID, to) {
+			return // passed on at most once per TypingInterval; the rest are dropped
 		}
 		ok, err := db.MayMessage(ctx, s.pool, c.user.UserID, to, s.now())
 		if err != nil {
@@ -430,6 +723,13 @@ func (c *wsConn) handleFrame(gc *gin.Context, s *Server, data []byte) {
 			c.fail("invalid_id", "message_id must be a UUID", "")
 			return
 		}
+		if c.markRead == nil {
+			c.markRead = rate.NewLimiter(rate.Limit(c.h.opts.MarkReadPerSecond), max(1, int(2*c.h.opts.MarkReadPerSecond)))
+		}
+		if !c.markRead.Allow() {
+			c.fail("rate_limited", "too many MarkRead frames; slow down", "")
+			return
+		}
 		if _, err := db.MarkRead(ctx, s.pool, c.user.UserID, id, s.now()); err != nil {
 			if e, ok := db.AsError(err); ok {
 				c.fail(e.Code, e.Message, "")
@@ -442,7 +742,7 @@ func (c *wsConn) handleFrame(gc *gin.Context, s *Server, data []byte) {
 		if !strict(&f) {
 			return
 		}
-		c.sendFrame(ackFrame{Type: "Ack", ClientID: f.ClientID, Status: "pong"})
+		c.reply(ackFrame{Type: "Ack", ClientID: f.ClientID, Status: "pong"}, "Ack")
 	case "":
 		c.fail("invalid_frame", "a frame needs a type", clientID)
 	default:

@@ -22,7 +22,8 @@ import (
 type Client struct {
 	// BaseURL is the API's root, such as http://127.0.0.1:8080.
 	BaseURL string
-	// Token is the user's bearer token; UserID its subject.
+	// Token is the user's bearer token; UserID its subject. Set it before use; while the
+	// client is in use, SetToken changes it (Realtime does when it renews an expired one).
 	Token  string
 	UserID uuid.UUID
 	// Keys is the user's key pair.
@@ -176,6 +177,14 @@ func (c *Client) exchange(ctx context.Context, path string, body any) error {
 	c.expires = time.Now().Add(time.Duration(p.ExpiresIn) * time.Second)
 	c.signedIn = true
 	return nil
+}
+
+// SetToken replaces the bearer token of every later call and socket (a client made with New;
+// a signed-in one refreshes its own).
+func (c *Client) SetToken(token string) {
+	c.auth.Lock()
+	c.Token = token
+	c.auth.Unlock()
 }
 
 // Role is the role of the signed-in user as of the last sign-in or refresh.

@@ -16,6 +16,9 @@ const (
 	MaxCommentDepth = 4
 	// MaxCommentChars is the longest a comment may be, in characters (Unicode code points).
 	MaxCommentChars = 10_000
+	// RepliesPerThread is how many replies a thread carries in a page of threads; the rest
+	// are paged with ListReplies, so no thread can make every page arbitrarily large.
+	RepliesPerThread = 50
 )
 
 // Comment is a comment on a creator's page. A deleted comment keeps its place in its thread
@@ -35,8 +38,11 @@ type Comment struct {
 	LikeCount  int
 	// LikedByMe is whether the user the comment was read for liked it.
 	LikedByMe bool
-	// Replies are the direct replies, oldest first (filled by ListCommentThreads).
+	// Replies are the direct replies, oldest first (filled by ListCommentsFor).
 	Replies []Comment
+	// MoreReplies, on a top-level comment of a page of threads, is set when the thread has
+	// more than RepliesPerThread replies: ListReplies after it returns the rest.
+	MoreReplies *Cursor
 }
 
 // CommentInput is a new comment. The author comes from the caller's token, never the body.
@@ -170,13 +176,12 @@ func CheckCommentReader(ctx context.Context, q Querier, v CommentViewer, creator
 }
 
 const commentColumns = `c.id, c.creator_id, c.author_id, u.display_name, c.parent_id, c.root_id, c.depth, c.content,
-	c.created_at, c.edited_at, c.deleted_at, lk.n, lk.mine`
+	c.created_at, c.edited_at, c.deleted_at, c.like_count,
+	EXISTS (SELECT 1 FROM comment_likes l WHERE l.comment_id = c.id AND l.user_id = $2)`
 
-// commentJoins adds the author's name and the like count and whether $2 liked, with one
-// index scan of the comment's likes.
-const commentJoins = ` JOIN users u ON u.id = c.author_id
-	LEFT JOIN LATERAL (SELECT count(*) AS n, coalesce(bool_or(l.user_id = $2), false) AS mine
-	                     FROM comment_likes l WHERE l.comment_id = c.id) lk ON true `
+// commentJoins adds the author's name. The like count is the comment's own column (kept by a
+// trigger); whether $2 liked it is one primary-key lookup.
+const commentJoins = ` JOIN users u ON u.id = c.author_id `
 
 func scanComment(row pgx.Row) (Comment, error) {
 	var c Comment
@@ -195,35 +200,133 @@ func GetComment(ctx context.Context, q Querier, id, viewer uuid.UUID) (Comment, 
 	return c, err
 }
 
-// ListCommentThreads pages through creator's top-level comments, newest first, each with its
-// whole thread nested under it (replies oldest first). viewer is who LikedByMe is for. It does
-// not check that the viewer may read the page (CheckCommentReader does).
-func ListCommentThreads(ctx context.Context, q Querier, creator, viewer uuid.UUID, p Page) ([]Comment, *Cursor, error) {
+// ListCommentsFor pages through creator's top-level comments as v reads them, newest first,
+// each with its whole thread nested under it (replies oldest first), LikedByMe for v. The
+// reader's gate (CheckCommentReader's rule: an admin, the creator, or an active subscriber at
+// now) is part of the same statement: one round trip, and nothing is read for whom may not.
+func ListCommentsFor(ctx context.Context, q Querier, v CommentViewer, creator uuid.UUID, now time.Time, p Page) ([]Comment, *Cursor, error) {
 	at, after := cursorArgs(p.After)
 	rows, err := q.Query(ctx, `
-		WITH top AS (
-			SELECT id, created_at FROM comments
-			 WHERE creator_id = $1 AND parent_id IS NULL
+		WITH gate AS MATERIALIZED (
+			SELECT EXISTS (SELECT 1 FROM creators WHERE id = $1) AS found,
+			       $6 OR $2 = $1 OR active_subscription_level($2, $1, $7) IS NOT NULL AS allowed
+		), top AS (
+			SELECT id, created_at FROM comments, gate
+			 WHERE gate.found AND gate.allowed AND creator_id = $1 AND parent_id IS NULL
 			   AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
 			 ORDER BY created_at DESC, id DESC
 			 LIMIT $5)
+		SELECT g.found, g.allowed, t.*
+		  FROM gate g LEFT JOIN (
+			SELECT r.* FROM top CROSS JOIN LATERAL (
+				SELECT `+commentColumns+`
+				  FROM comments c`+commentJoins+`
+				 WHERE c.root_id = top.id
+				 ORDER BY c.depth, c.created_at, c.id
+				 LIMIT $8) r) t ON true
+		 ORDER BY t.parent_id IS NULL DESC,
+		       CASE WHEN t.parent_id IS NULL THEN t.created_at END DESC,
+		       CASE WHEN t.parent_id IS NULL THEN t.id END DESC,
+		       t.depth, t.created_at, t.id`,
+		creator, v.UserID, at, after, p.Limit+1, v.Admin, now, RepliesPerThread+2) // the thread's top, its replies, one more
+	if err != nil {
+		return nil, nil, err
+	}
+	var found, allowed bool
+	flat, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Comment, error) {
+		var c Comment
+		var id, creatorID, author, root *uuid.UUID
+		var name, content *string
+		var depth, likes *int
+		var created *time.Time
+		var mine *bool
+		err := r.Scan(&found, &allowed, &id, &creatorID, &author, &name, &c.ParentID, &root, &depth, &content,
+			&created, &c.EditedAt, &c.DeletedAt, &likes, &mine)
+		if err != nil || id == nil {
+			return Comment{}, err
+		}
+		c.ID, c.CreatorID, c.AuthorID, c.AuthorName, c.RootID, c.Depth = *id, *creatorID, *author, *name, *root, *depth
+		c.Content, c.CreatedAt, c.LikeCount, c.LikedByMe = *content, *created, *likes, *mine
+		return c, nil
+	})
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case !found:
+		return nil, nil, missing("creator_not_found", "there is no creator with this id")
+	case !allowed:
+		return nil, nil, commentDenied("no_subscription", "this page's comments are for its subscribers")
+	}
+	if len(flat) == 1 && flat[0].ID == uuid.Nil {
+		flat = nil // the page is empty: the one row is the gate's
+	}
+	flat, more := capReplies(flat)
+	threads := nestComments(flat)
+	for i := range threads {
+		threads[i].MoreReplies = more[threads[i].ID]
+	}
+	items, next := pageOf(threads, p.Limit, func(c Comment) Cursor { return Cursor{At: c.CreatedAt, ID: c.ID} })
+	return items, next, nil
+}
+
+// capReplies keeps at most RepliesPerThread replies of each thread, breadth first (by depth,
+// then time), so every kept reply's parent is kept too. For a thread that had more, it
+// returns the cursor of its last kept reply, keyed by the thread's top.
+func capReplies(flat []Comment) ([]Comment, map[uuid.UUID]*Cursor) {
+	kept := flat[:0:0]
+	count := map[uuid.UUID]int{}
+	last := map[uuid.UUID]Cursor{}
+	more := map[uuid.UUID]*Cursor{}
+	for _, c := range flat {
+		if c.ParentID != nil {
+			n := count[c.RootID] + 1
+			count[c.RootID] = n
+			if n > RepliesPerThread {
+				cur := last[c.RootID]
+				more[c.RootID] = &cur
+				continue
+			}
+			last[c.RootID] = Cursor{At: c.CreatedAt, ID: c.ID}
+		}
+		kept = append(kept, c)
+	}
+	return kept, more
+}
+
+// ListReplies pages through the replies of comment id's thread as v reads them, after the
+// ones a page of threads (or an earlier call) carried: flat, breadth first (by depth, then
+// oldest first), each with its parent_id, so each reply's parent always came before it. The
+// reader's rule is ListCommentsFor's; an unknown comment is a 404, a comment of a page v does
+// not read a 403.
+func ListReplies(ctx context.Context, q Querier, v CommentViewer, id uuid.UUID, now time.Time, p Page) ([]Comment, *Cursor, error) {
+	var creator, root uuid.UUID
+	err := q.QueryRow(ctx, `SELECT creator_id, root_id FROM comments WHERE id = $1`, id).Scan(&creator, &root)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, missing("comment_not_found", "comment not found")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := CheckCommentReader(ctx, q, v, creator, now); err != nil {
+		return nil, nil, err
+	}
+	at, after := cursorArgs(p.After)
+	rows, err := q.Query(ctx, `
 		SELECT `+commentColumns+`
 		  FROM comments c`+commentJoins+`
-		 WHERE c.root_id = ANY ((SELECT array_agg(id) FROM top)::uuid[])
-		 ORDER BY c.parent_id IS NULL DESC,
-		       CASE WHEN c.parent_id IS NULL THEN c.created_at END DESC,
-		       CASE WHEN c.parent_id IS NULL THEN c.id END DESC,
-		       c.depth, c.created_at, c.id`,
-		creator, viewer, at, after, p.Limit+1)
+		 WHERE c.root_id = $1 AND c.parent_id IS NOT NULL
+		   AND ($3::timestamptz IS NULL OR (c.depth, c.created_at, c.id) >
+		        ((SELECT depth FROM comments WHERE id = $4 AND root_id = $1), $3, $4))
+		 ORDER BY c.depth, c.created_at, c.id
+		 LIMIT $5`, root, v.UserID, at, after, p.Limit+1)
 	if err != nil {
 		return nil, nil, err
 	}
-	flat, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Comment, error) { return scanComment(r) })
+	replies, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Comment, error) { return scanComment(r) })
 	if err != nil {
 		return nil, nil, err
 	}
-	threads := nestComments(flat)
-	items, next := pageOf(threads, p.Limit, func(c Comment) Cursor { return Cursor{At: c.CreatedAt, ID: c.ID} })
+	items, next := pageOf(replies, p.Limit, func(c Comment) Cursor { return Cursor{At: c.CreatedAt, ID: c.ID} })
 	return items, next, nil
 }
 
@@ -347,8 +450,11 @@ type CommentLikes struct {
 
 func getCommentLikes(ctx context.Context, q Querier, id, user uuid.UUID) (CommentLikes, error) {
 	l := CommentLikes{CommentID: id}
-	err := q.QueryRow(ctx, `SELECT count(*), coalesce(bool_or(user_id = $2), false) FROM comment_likes WHERE comment_id = $1`,
-		id, user).Scan(&l.Count, &l.LikedByMe)
+	err := q.QueryRow(ctx, `SELECT like_count, EXISTS (SELECT 1 FROM comment_likes WHERE comment_id = $1 AND user_id = $2)
+		FROM comments WHERE id = $1`, id, user).Scan(&l.Count, &l.LikedByMe)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return l, missing("comment_not_found", "comment not found")
+	}
 	return l, err
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -15,11 +16,30 @@ import (
 // ErrNotFound is returned when a row asked for does not exist (or is not the caller's to see).
 var ErrNotFound = errors.New("not found")
 
-// Open connects a pool to url and checks that the server answers.
+// DefaultMaxConns is the pool size of an API instance (DATABASE_MAX_CONNS): enough for a
+// request per core to wait on PostgreSQL several times over, few enough that a handful of
+// instances and workers stay far below the server's max_connections (100 by default). The
+// WebSocket hub's LISTEN connection is not part of the pool.
+const DefaultMaxConns = 16
+
+// Open connects a pool to url and checks that the server answers. The pool holds at most
+// DefaultMaxConns connections unless url sets pool_max_conns.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return OpenMax(ctx, url, 0)
+}
+
+// OpenMax is Open with a pool of at most maxConns connections (0: pool_max_conns from url,
+// else DefaultMaxConns).
+func OpenMax(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, errors.New("DATABASE_URL: not a valid PostgreSQL connection string")
+	}
+	switch {
+	case maxConns > 0:
+		cfg.MaxConns = int32(min(maxConns, 10_000))
+	case !strings.Contains(url, "pool_max_conns"):
+		cfg.MaxConns = DefaultMaxConns
 	}
 	return OpenConfig(ctx, cfg)
 }

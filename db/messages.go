@@ -99,6 +99,90 @@ func scanMessage(row pgx.Row) (Message, error) {
 	return m, err
 }
 
+// mayWrite is the SQL rule "sender $2 may write to recipient $3 at $6" with $7 the tier level
+// a fan needs: an active subscription of that level, or a creator replying to a fan who wrote.
+const mayWrite = `(COALESCE(active_subscription_level($2, $3, $6), 0) >= $7
+			    OR (EXISTS (SELECT 1 FROM creators WHERE id = $2)
+			        AND EXISTS (SELECT 1 FROM messages WHERE sender_id = $3 AND recipient_id = $2)))`
+
+// messageNotify is the pg_notify of a new message in the row ins (ids only).
+const messageNotify = `pg_notify($8, json_build_object('id', ins.id, 'sender_id', ins.sender_id, 'recipient_id', ins.recipient_id)::text)`
+
+func checkMessageInput(in MessageInput) error {
+	switch {
+	case in.SenderID == in.RecipientID:
+		return invalid("invalid_recipient", "you cannot message yourself")
+	case len(in.Ciphertext) == 0 || len(in.Ciphertext) > MaxCiphertextBytes:
+		return invalid("invalid_encrypted_content", "encrypted_content must be 1 byte to 64 KiB")
+	case len(in.Nonce) != NonceBytes:
+		return invalid("invalid_nonce", "nonce must be 24 bytes")
+	}
+	return nil
+}
+
+var errMessagesNotAllowed = &Error{Kind: KindForbidden, Code: "messages_not_allowed",
+	Message: "a fan may message a creator only with an active Gold (level 3+) subscription; a creator may reply only to fans who wrote to them"}
+
+// SendLimit is the rate limit a send counts against: a bucket (one per sender) and its
+// limit, shared by every API instance.
+type SendLimit struct {
+	Bucket string
+	Limit  Limit
+}
+
+// SendMessageAudited is the API's send: the rate limit hit, the tier rule, the insert, the
+// NOTIFY and the access-log row audit (its action, target and detail are set here) in one
+// statement, so one round trip and all or nothing. A send the limit refuses changes nothing
+// and returns a Decision that is not Allowed; a send the rule refuses still counts against
+// the limit.
+func SendMessageAudited(ctx context.Context, q Querier, in MessageInput, lim SendLimit, audit AccessLogEntry, now time.Time) (Message, Decision, error) {
+	if err := checkMessageInput(in); err != nil {
+		return Message{}, Decision{}, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Message{}, Decision{}, err
+	}
+	audit = audit.sanitized()
+	cur, prev, overlap := limitArgs(lim.Limit, now)
+	var allowed, recipient bool
+	var prevHits, curHits int
+	var mid, sender, to *uuid.UUID
+	var sentAt *time.Time
+	var m Message
+	err = q.QueryRow(ctx, `
+		WITH rl AS MATERIALIZED (SELECT * FROM take_rate_limit($9, $10, $11, $12, $13)),
+		ins AS (
+			INSERT INTO messages (id, sender_id, recipient_id, ciphertext, nonce, sent_at)
+			SELECT $1, $2, $3, $4, $5, $6 FROM rl
+			 WHERE rl.allowed AND `+mayWrite+`
+			RETURNING `+messageColumns+`
+		),
+		audit AS (
+			INSERT INTO access_log (user_id, role, action, target, detail, ip, user_agent)
+			SELECT $2, NULLIF($14, ''), 'message.send', ins.id::text, 'to ' || ins.recipient_id::text, $15, $16 FROM ins
+		)
+		SELECT rl.allowed, rl.prev_hits, rl.cur_hits, EXISTS (SELECT 1 FROM users WHERE id = $3),
+		       ins.id, ins.sender_id, ins.recipient_id, ins.ciphertext, ins.nonce, ins.sent_at,
+		       CASE WHEN ins.id IS NOT NULL THEN `+messageNotify+` END IS NULL
+		  FROM rl LEFT JOIN ins ON true`,
+		id, in.SenderID, in.RecipientID, in.Ciphertext, in.Nonce, now, DMTierLevel, MessagesChannel,
+		lim.Bucket, cur, prev, overlap, lim.Limit.Max, audit.Role, audit.IP, audit.UserAgent).
+		Scan(&allowed, &prevHits, &curHits, &recipient, &mid, &sender, &to, &m.Ciphertext, &m.Nonce, &sentAt, new(bool))
+	switch {
+	case err != nil:
+		return Message{}, Decision{}, err
+	case !allowed:
+		return Message{}, decision(false, prevHits, curHits, lim.Limit, now), nil
+	case mid != nil:
+		m.ID, m.SenderID, m.RecipientID, m.SentAt = *mid, *sender, *to, *sentAt
+		return m, Decision{Allowed: true}, nil
+	case !recipient:
+		return Message{}, Decision{Allowed: true}, missing("recipient_not_found", "there is no user with this recipient_id")
+	}
+	return Message{}, Decision{Allowed: true}, errMessagesNotAllowed
+}
+
 // SendMessage stores a message when the sender may write to the recipient, and announces it
 // on MessagesChannel in the same statement (so the notification is sent exactly when the row
 // commits). The rule and the insert are one statement: a subscription cancelled at the same
@@ -106,13 +190,8 @@ func scanMessage(row pgx.Row) (Message, error) {
 // or more to the recipient (a fan writing to a creator), or the sender is a creator and the
 // recipient has written to them before (a reply).
 func SendMessage(ctx context.Context, q Querier, in MessageInput, now time.Time) (Message, error) {
-	switch {
-	case in.SenderID == in.RecipientID:
-		return Message{}, invalid("invalid_recipient", "you cannot message yourself")
-	case len(in.Ciphertext) == 0 || len(in.Ciphertext) > MaxCiphertextBytes:
-		return Message{}, invalid("invalid_encrypted_content", "encrypted_content must be 1 byte to 64 KiB")
-	case len(in.Nonce) != NonceBytes:
-		return Message{}, invalid("invalid_nonce", "nonce must be 24 bytes")
+	if err := checkMessageInput(in); err != nil {
+		return Message{}, err
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -124,12 +203,10 @@ func SendMessage(ctx context.Context, q Querier, in MessageInput, now time.Time)
 		WITH ins AS (
 			INSERT INTO messages (id, sender_id, recipient_id, ciphertext, nonce, sent_at)
 			SELECT $1, $2, $3, $4, $5, $6
-			 WHERE COALESCE(active_subscription_level($2, $3, $6), 0) >= $7
-			    OR (EXISTS (SELECT 1 FROM creators WHERE id = $2)
-			        AND EXISTS (SELECT 1 FROM messages WHERE sender_id = $3 AND recipient_id = $2))
+			 WHERE `+mayWrite+`
 			RETURNING `+messageColumns+`
 		)
-		SELECT ins.*, pg_notify($8, json_build_object('id', id, 'sender_id', sender_id, 'recipient_id', recipient_id)::text) IS NULL
+		SELECT ins.*, `+messageNotify+` IS NULL
 		  FROM ins`, id, in.SenderID, in.RecipientID, in.Ciphertext, in.Nonce, now, DMTierLevel, MessagesChannel).
 		Scan(&m.ID, &m.SenderID, &m.RecipientID, &m.Ciphertext, &m.Nonce, &m.SentAt, &m.ReadAt, &m.DeletedAt, &notified)
 	if err == nil {
@@ -145,8 +222,7 @@ func SendMessage(ctx context.Context, q Querier, in MessageInput, now time.Time)
 	if !exists {
 		return Message{}, missing("recipient_not_found", "there is no user with this recipient_id")
 	}
-	return Message{}, &Error{Kind: KindForbidden, Code: "messages_not_allowed",
-		Message: "a fan may message a creator only with an active Gold (level 3+) subscription; a creator may reply only to fans who wrote to them"}
+	return Message{}, errMessagesNotAllowed
 }
 
 // GetMessageFor returns message id when user sent or received it; otherwise not found.
@@ -217,20 +293,54 @@ func ListMessages(ctx context.Context, q Querier, user, other uuid.UUID, p Page)
 	return items, next, nil
 }
 
+// MessageKey is a message's place in delivery order: (sent_at, id), as replays page.
+type MessageKey struct {
+	At time.Time
+	ID uuid.UUID
+}
+
+// Key is m's place in delivery order.
+func (m Message) Key() MessageKey { return MessageKey{At: m.SentAt, ID: m.ID} }
+
+// MessageKeyFor returns the key of message id when user sent or received it: where a replay
+// after it starts. Any other id, existing or not, is not found.
+func MessageKeyFor(ctx context.Context, q Querier, user, id uuid.UUID) (MessageKey, error) {
+	k := MessageKey{ID: id}
+	err := q.QueryRow(ctx, `SELECT sent_at FROM messages WHERE id = $1 AND (sender_id = $2 OR recipient_id = $2)`, id, user).Scan(&k.At)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return MessageKey{}, missing("message_not_found", "after is not a message of yours")
+	}
+	return k, err
+}
+
+// MessagesAfterKey returns up to limit live messages to user after key, oldest first: one
+// page of what a WebSocket client missed.
+func MessagesAfterKey(ctx context.Context, q Querier, user uuid.UUID, key MessageKey, limit int) ([]Message, error) {
+	rows, err := q.Query(ctx, `SELECT `+messageColumns+` FROM messages
+		WHERE recipient_id = $1 AND deleted_at IS NULL AND (sent_at, id) > ($2, $3)
+		ORDER BY sent_at, id LIMIT $4`, user, key.At, key.ID, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+}
+
 // MessagesAfter returns up to limit messages to user that came after message after, oldest
 // first: what a reconnecting WebSocket client missed. An after that is not the user's message
 // is not found.
 func MessagesAfter(ctx context.Context, q Querier, user, after uuid.UUID, limit int) ([]Message, error) {
-	var at time.Time
-	err := q.QueryRow(ctx, `SELECT sent_at FROM messages WHERE id = $1 AND (sender_id = $2 OR recipient_id = $2)`, after, user).Scan(&at)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, missing("message_not_found", "after is not a message of yours")
-	} else if err != nil {
+	k, err := MessageKeyFor(ctx, q, user, after)
+	if err != nil {
 		return nil, err
 	}
-	rows, err := q.Query(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE recipient_id = $1 AND deleted_at IS NULL AND (sent_at, id) > ($2, $3)
-		ORDER BY sent_at, id LIMIT $4`, user, at, after, limit)
+	return MessagesAfterKey(ctx, q, user, k, limit)
+}
+
+// MessagesByID loads the live messages among ids, in one query, in no particular order: the
+// real-time hub's batched fetch of what was announced. The caller delivers each only to its
+// recipient.
+func MessagesByID(ctx context.Context, q Querier, ids []uuid.UUID) ([]Message, error) {
+	rows, err := q.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ANY ($1) AND deleted_at IS NULL`, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -322,16 +432,50 @@ func NotifyTyping(ctx context.Context, q Querier, ev TypingEvent) error {
 	return err
 }
 
-// OpenSession records an open WebSocket of user on an instance and, when it is the user's
-// first anywhere, announces them online (in the same statement).
-func OpenSession(ctx context.Context, q Querier, session, user, instance uuid.UUID, now time.Time) error {
-	_, err := q.Exec(ctx, `
-		WITH ins AS (
-			INSERT INTO ws_sessions (id, user_id, instance_id, connected_at) VALUES ($1, $2, $3, $4) RETURNING user_id
+// WSSession is one open WebSocket of a user on an API instance.
+type WSSession struct {
+	ID       uuid.UUID
+	UserID   uuid.UUID
+	Instance uuid.UUID
+}
+
+// liveSession is the SQL condition "session s belongs to an instance whose lease holds", with
+// the lease in seconds as $lease.
+func liveSession(s, lease string) string {
+	return `EXISTS (SELECT 1 FROM ws_instances i WHERE i.id = ` + s + `.instance_id
+		AND i.heartbeat_at > now() - make_interval(secs => ` + lease + `))`
+}
+
+// OpenSession records an open WebSocket unless its user already has maxPerUser of them on live
+// instances (then it reports false and writes nothing), and, when it is the user's first
+// anywhere, announces them online (in the same statement). lease is how long an instance's
+// heartbeat counts.
+func OpenSession(ctx context.Context, q Querier, s WSSession, now time.Time, maxPerUser int, lease time.Duration) (bool, error) {
+	var opened bool
+	err := q.QueryRow(ctx, `
+		WITH cnt AS (SELECT count(*) AS n FROM ws_sessions s WHERE s.user_id = $2 AND `+liveSession("s", "$7")+`),
+		ins AS (
+			INSERT INTO ws_sessions (id, user_id, instance_id, connected_at)
+			SELECT $1, $2, $3, $4 FROM cnt WHERE cnt.n < $6 RETURNING user_id
 		)
-		SELECT pg_notify($5, json_build_object('user_id', $2::uuid, 'status', 'online', 'last_seen', $4::timestamptz)::text)
-		  FROM ins WHERE NOT EXISTS (SELECT 1 FROM ws_sessions WHERE user_id = $2)`,
-		session, user, instance, now, PresenceChannel)
+		SELECT EXISTS (SELECT 1 FROM ins),
+		       (SELECT pg_notify($5, json_build_object('user_id', $2::uuid, 'status', 'online', 'last_seen', $4::timestamptz)::text)
+		          FROM ins, cnt WHERE cnt.n = 0) IS NULL`,
+		s.ID, s.UserID, s.Instance, now, PresenceChannel, maxPerUser, lease.Seconds()).Scan(&opened, new(bool))
+	return opened, err
+}
+
+// ReopenSessions records sessions again after their instance's lease lapsed and they were
+// removed, while the sockets stayed open (a long pause of the instance). Sessions still there
+// are left alone.
+func ReopenSessions(ctx context.Context, q Querier, ss []WSSession, now time.Time) error {
+	ids, users, insts := make([]uuid.UUID, len(ss)), make([]uuid.UUID, len(ss)), make([]uuid.UUID, len(ss))
+	for i, s := range ss {
+		ids[i], users[i], insts[i] = s.ID, s.UserID, s.Instance
+	}
+	_, err := q.Exec(ctx, `INSERT INTO ws_sessions (id, user_id, instance_id, connected_at)
+		SELECT id, u, inst, $4 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS t(id, u, inst)
+		ON CONFLICT (id) DO NOTHING`, ids, users, insts, now)
 	return err
 }
 
@@ -350,6 +494,57 @@ func CloseSession(ctx context.Context, q Querier, session, user uuid.UUID, now t
 	return err
 }
 
+// Heartbeat renews instance's lease (the database's clock). It reports false when the lease
+// was gone (never taken, or lapsed and reaped): the instance's sessions may have been removed
+// and should be recorded again.
+func Heartbeat(ctx context.Context, q Querier, instance uuid.UUID) (bool, error) {
+	var renewed bool
+	err := q.QueryRow(ctx, `
+		INSERT INTO ws_instances (id) VALUES ($1)
+		ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
+		RETURNING xmax <> 0`, instance).Scan(&renewed)
+	return renewed, err
+}
+
+// ReapSessions removes the instances whose lease lapsed (no heartbeat for lease), their
+// sessions and any session of an instance without a lease, records last seen and announces
+// offline every user left with no session: one statement, safe for every live instance to
+// run. It returns how many sessions went.
+func ReapSessions(ctx context.Context, q Querier, lease time.Duration) (int, error) {
+	return reap(ctx, q, lease, uuid.Nil)
+}
+
+// LeaveInstance gives up instance's lease at shutdown: its remaining sessions go as a lapsed
+// instance's do, with the same offline announcements.
+func LeaveInstance(ctx context.Context, q Querier, instance uuid.UUID, lease time.Duration) error {
+	_, err := reap(ctx, q, lease, instance)
+	return err
+}
+
+func reap(ctx context.Context, q Querier, lease time.Duration, leaving uuid.UUID) (int, error) {
+	var n int
+	err := q.QueryRow(ctx, `
+		WITH dead AS (
+			DELETE FROM ws_instances WHERE heartbeat_at < now() - make_interval(secs => $1) OR id = $3 RETURNING id
+		), gone AS (
+			DELETE FROM ws_sessions s
+			 WHERE s.instance_id IN (SELECT id FROM dead) OR s.instance_id = $3
+			    OR NOT EXISTS (SELECT 1 FROM ws_instances i WHERE i.id = s.instance_id)
+			RETURNING s.id, s.user_id
+		), offline AS (
+			SELECT DISTINCT g.user_id FROM gone g
+			 WHERE NOT EXISTS (SELECT 1 FROM ws_sessions s WHERE s.user_id = g.user_id
+			                      AND s.id NOT IN (SELECT id FROM gone) AND `+liveSession("s", "$1")+`)
+		), seen AS (
+			INSERT INTO user_last_seen (user_id, last_seen) SELECT user_id, now() FROM offline
+			ON CONFLICT (user_id) DO UPDATE SET last_seen = EXCLUDED.last_seen
+		)
+		SELECT (SELECT count(*) FROM gone),
+		       (SELECT count(pg_notify($2, json_build_object('user_id', user_id, 'status', 'offline', 'last_seen', now())::text)) FROM offline)`,
+		lease.Seconds(), PresenceChannel, leaving).Scan(&n, new(int))
+	return n, err
+}
+
 // Contacts returns the users user has a conversation with.
 func Contacts(ctx context.Context, q Querier, user uuid.UUID) ([]uuid.UUID, error) {
 	rows, err := q.Query(ctx, `SELECT DISTINCT CASE WHEN sender_id = $1 THEN recipient_id ELSE sender_id END
@@ -360,11 +555,13 @@ func Contacts(ctx context.Context, q Querier, user uuid.UUID) ([]uuid.UUID, erro
 	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 }
 
-// OnlineContacts returns user's contacts with an open WebSocket on any instance.
-func OnlineContacts(ctx context.Context, q Querier, user uuid.UUID) ([]uuid.UUID, error) {
+// OnlineContacts returns user's contacts with an open WebSocket on an instance whose lease
+// holds: a session left by a dead instance, or restored from a backup, is not online.
+func OnlineContacts(ctx context.Context, q Querier, user uuid.UUID, lease time.Duration) ([]uuid.UUID, error) {
 	rows, err := q.Query(ctx, `SELECT DISTINCT s.user_id FROM ws_sessions s
 		WHERE s.user_id IN (SELECT CASE WHEN sender_id = $1 THEN recipient_id ELSE sender_id END
-		                      FROM messages WHERE sender_id = $1 OR recipient_id = $1)`, user)
+		                      FROM messages WHERE sender_id = $1 OR recipient_id = $1)
+		  AND `+liveSession("s", "$2"), user, lease.Seconds())
 	if err != nil {
 		return nil, err
 	}

@@ -91,10 +91,18 @@ func TestPresenceSessions(t *testing.T) {
 	s1, s2 := uuid.New(), uuid.New()
 	now := time.Now()
 
-	require.NoError(t, db.OpenSession(ctx, pool, s1, user, inst, now))
+	_, err := db.Heartbeat(ctx, pool, inst)
+	require.NoError(t, err)
+	open := func(id uuid.UUID) {
+		t.Helper()
+		ok, err := db.OpenSession(ctx, pool, db.WSSession{ID: id, UserID: user, Instance: inst}, now, 20, time.Minute)
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	open(s1)
 	require.Contains(t, waitNotify(t, conn), `"online"`)
-	require.NoError(t, db.OpenSession(ctx, pool, s2, user, inst, now)) // second device: no event
-	require.NoError(t, db.CloseSession(ctx, pool, s1, user, now))      // one left: no event
+	open(s2)                                                      // second device: no event
+	require.NoError(t, db.CloseSession(ctx, pool, s1, user, now)) // one left: no event
 	require.NoError(t, db.CloseSession(ctx, pool, s2, user, now))
 	var ev db.PresenceEvent
 	require.NoError(t, json.Unmarshal([]byte(waitNotify(t, conn)), &ev))
@@ -102,4 +110,63 @@ func TestPresenceSessions(t *testing.T) {
 	require.Equal(t, user, ev.UserID)
 	var seen time.Time
 	require.NoError(t, pool.QueryRow(ctx, `SELECT last_seen FROM user_last_seen WHERE user_id = $1`, user).Scan(&seen))
+}
+
+// An instance that stops renewing its lease loses its sessions to any live instance's reap
+// (with the offline announcement), and until then they do not count as online: neither do
+// the sessions of a restored database, whose leases are as old as the backup.
+func TestPresenceLeasesHeal(t *testing.T) {
+	pool, url := testharness.FreshDB(t)
+	ctx := t.Context()
+	fan, creator := uuid.New(), uuid.New()
+	_, err := pool.Exec(ctx, `INSERT INTO users (id, role, display_name) VALUES ($1, 'fan', 'F'), ($2, 'creator', 'C')`, fan, creator)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO messages (id, sender_id, recipient_id, ciphertext, nonce, sent_at)
+		VALUES ($1, $2, $3, '\x01', $4, now())`, uuid.New(), fan, creator, make([]byte, 24))
+	require.NoError(t, err)
+	live, dead := uuid.New(), uuid.New()
+	for _, inst := range []uuid.UUID{live, dead} {
+		renewed, err := db.Heartbeat(ctx, pool, inst)
+		require.NoError(t, err)
+		require.False(t, renewed, "a first heartbeat takes the lease")
+	}
+	ok, err := db.OpenSession(ctx, pool, db.WSSession{ID: uuid.New(), UserID: creator, Instance: dead}, time.Now(), 20, time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	online, err := db.OnlineContacts(ctx, pool, fan, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, []uuid.UUID{creator}, online)
+
+	// The dead instance's heartbeat is two minutes old (as in a database restored from a
+	// backup): nobody is online, and any live instance's reap removes the session.
+	_, err = pool.Exec(ctx, `UPDATE ws_instances SET heartbeat_at = now() - interval '2 minutes' WHERE id = $1`, dead)
+	require.NoError(t, err)
+	online, err = db.OnlineContacts(ctx, pool, fan, time.Minute)
+	require.NoError(t, err)
+	require.Empty(t, online)
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, "LISTEN "+db.PresenceChannel)
+	require.NoError(t, err)
+	n, err := db.ReapSessions(ctx, pool, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Contains(t, waitNotify(t, conn), `"offline"`)
+	var left int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM ws_sessions`).Scan(&left))
+	require.Zero(t, left)
+	renewed, err := db.Heartbeat(ctx, pool, dead)
+	require.NoError(t, err)
+	require.False(t, renewed, "a reaped instance learns its lease had lapsed")
+	renewed, err = db.Heartbeat(ctx, pool, live)
+	require.NoError(t, err)
+	require.True(t, renewed)
+
+	// The cap on sockets per user holds.
+	for i := range 3 {
+		ok, err := db.OpenSession(ctx, pool, db.WSSession{ID: uuid.New(), UserID: fan, Instance: live}, time.Now(), 2, time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, i < 2, ok, "session %d", i)
+	}
 }

@@ -2,12 +2,8 @@ package db
 
 import (
 	"context"
-	"errors"
 	"math"
-	"math/rand/v2"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Limit is a rate: at most Max hits per Window.
@@ -26,40 +22,32 @@ type Decision struct {
 // TakeRateLimit counts one hit of bucket at now against limit, in PostgreSQL so that every API
 // instance shares the count. A denied hit is not counted. The estimate is the sliding-window
 // approximation: this window's hits plus the previous window's, weighted by how much of it
-// still overlaps the last Window.
+// still overlaps the last Window. One round trip: the SQL function take_rate_limit.
 func TakeRateLimit(ctx context.Context, q Querier, bucket string, limit Limit, now time.Time) (Decision, error) {
-	w := limit.Window
-	cur := now.Truncate(w)
-	prev := cur.Add(-w)
-	overlap := 1 - float64(now.Sub(cur))/float64(w)
-	var prevHits int
-	err := q.QueryRow(ctx, `SELECT coalesce((SELECT hits FROM rate_limits WHERE bucket = $1 AND window_start = $2), 0)`, bucket, prev).Scan(&prevHits)
+	cur, prev, overlap := limitArgs(limit, now)
+	var allowed bool
+	var prevHits, curHits int
+	err := q.QueryRow(ctx, `SELECT allowed, prev_hits, cur_hits FROM take_rate_limit($1, $2, $3, $4, $5)`,
+		bucket, cur, prev, overlap, limit.Max).Scan(&allowed, &prevHits, &curHits)
 	if err != nil {
 		return Decision{}, err
 	}
-	weighted := float64(prevHits) * overlap
-	var hits int
-	err = q.QueryRow(ctx, `
-		INSERT INTO rate_limits AS r (bucket, window_start, hits)
-		SELECT $1, $2, 1 WHERE $3::float8 + 1 <= $4
-		ON CONFLICT (bucket, window_start) DO UPDATE SET hits = r.hits + 1
-		 WHERE r.hits + 1 + $3::float8 <= $4
-		RETURNING r.hits`, bucket, cur, weighted, limit.Max).Scan(&hits)
-	if err == nil {
-		if rand.IntN(256) == 0 {
-			// Now and then, forget windows nobody can look at any more.
-			_, _ = q.Exec(ctx, `DELETE FROM rate_limits WHERE window_start < $1`, now.Add(-24*time.Hour))
-		}
-		return Decision{Allowed: true}, nil
+	return decision(allowed, prevHits, curHits, limit, now), nil
+}
+
+// limitArgs are take_rate_limit's window arguments: the current and the previous window's
+// start, and how much of the previous window still overlaps the last Window.
+func limitArgs(limit Limit, now time.Time) (cur, prev time.Time, overlap float64) {
+	w := limit.Window
+	cur = now.Truncate(w)
+	return cur, cur.Add(-w), 1 - float64(now.Sub(cur))/float64(w)
+}
+
+func decision(allowed bool, prevHits, curHits int, limit Limit, now time.Time) Decision {
+	if allowed {
+		return Decision{Allowed: true}
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return Decision{}, err
-	}
-	var curHits int
-	if err := q.QueryRow(ctx, `SELECT coalesce((SELECT hits FROM rate_limits WHERE bucket = $1 AND window_start = $2), 0)`, bucket, cur).Scan(&curHits); err != nil {
-		return Decision{}, err
-	}
-	return Decision{Allowed: false, RetryAfter: retryAfter(prevHits, curHits, limit, now.Sub(cur))}, nil
+	return Decision{Allowed: false, RetryAfter: retryAfter(prevHits, curHits, limit, now.Sub(now.Truncate(limit.Window)))}
 }
 
 // retryAfter solves prev*(1-t/w) + cur + 1 <= max for the elapsed time t: when the previous

@@ -80,7 +80,10 @@ var runtimeProbes = []servingProbe{
 		if _, err := MayComment(ctx, q, uuid.Nil, uuid.Nil, now); err != nil {
 			return err
 		}
-		_, _, err := ListCommentThreads(ctx, q, uuid.Nil, uuid.Nil, Page{Limit: 1})
+		_, _, err := ListCommentsFor(ctx, q, CommentViewer{}, uuid.Nil, now, Page{Limit: 1})
+		if e, ok := AsError(err); ok && e.Code == "creator_not_found" {
+			err = nil // the statement ran; there is no creator uuid.Nil
+		}
 		return err
 	}},
 	{"messages: conversations, keys and presence", func(ctx context.Context, q Querier, _ time.Time) error {
@@ -90,7 +93,7 @@ var runtimeProbes = []servingProbe{
 		if _, err := GetPublicKey(ctx, q, uuid.Nil); err != nil {
 			return err
 		}
-		_, err := OnlineContacts(ctx, q, uuid.Nil)
+		_, err := OnlineContacts(ctx, q, uuid.Nil, time.Minute)
 		return err
 	}},
 	{"forecasts: latest forecasts and streams", func(ctx context.Context, q Querier, now time.Time) error {

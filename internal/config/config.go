@@ -23,6 +23,8 @@ import (
 type Config struct {
 	// DatabaseURL is the application's PostgreSQL connection string (DATABASE_URL).
 	DatabaseURL string
+	// DatabaseMaxConns is the most connections the process's pool opens (DATABASE_MAX_CONNS).
+	DatabaseMaxConns int
 	// TemporalAddress is the Temporal frontend host:port (TEMPORAL_ADDRESS).
 	TemporalAddress string
 	// TemporalNamespace is the Temporal namespace (TEMPORAL_NAMESPACE).
@@ -97,6 +99,7 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 	e := &env{lookup: lookup}
 	c := &Config{
 		DatabaseURL:       e.str("DATABASE_URL", ""),
+		DatabaseMaxConns:  e.integer("DATABASE_MAX_CONNS", 16, 1),
 		TemporalAddress:   e.str("TEMPORAL_ADDRESS", DefaultTemporalAddress),
 		TemporalNamespace: e.str("TEMPORAL_NAMESPACE", DefaultTemporalNamespace),
 		HTTPAddr:          e.str("HTTP_ADDR", DefaultHTTPAddr),

@@ -13,6 +13,7 @@ var Variables = []Variable{
 	{"DATABASE_URL", "(dev: found or started)", "PostgreSQL URL of the runtime role orchestrator_app (API and workers); in dev, a server and an administrator on it"},
 	{"MIGRATE_DATABASE_URL", "(DATABASE_URL)", "PostgreSQL URL of the owner orchestrator_owner, for `migrate`"},
 	{"ADMIN_DATABASE_URL", "", "PostgreSQL URL of an administrator, for `db bootstrap` (or its --admin-url)"},
+	{"DATABASE_MAX_CONNS", "16", "most PostgreSQL connections a process's pool opens (API instances: sized for one)"},
 	{"ALLOW_PRIVILEGED_DATABASE_URL", "false", "let api/worker start with a DATABASE_URL that could reach the treasury (superuser or member)"},
 	{"TEMPORAL_ADDRESS", DefaultTemporalAddress, "Temporal frontend host:port (dev: embedded unless set)"},
 	{"TEMPORAL_NAMESPACE", DefaultTemporalNamespace, "Temporal namespace"},

@@ -117,7 +117,7 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 	if err != nil {
 		return err
 	}
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	pool, err := db.OpenMax(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		return err
 	}

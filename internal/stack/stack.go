@@ -57,7 +57,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger) error 
 // roles in the wrong place: a DATABASE_URL that could reach the treasury (unless
 // ALLOW_PRIVILEGED_DATABASE_URL), a treasury URL that is not the treasury's.
 func openPools(ctx context.Context, cfg *config.Config, treasury bool) (*pgxpool.Pool, *pgxpool.Pool, error) {
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	pool, err := db.OpenMax(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		return nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
@@ -183,11 +183,21 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, logger *slog.Lo
 	return serveListener(ctx, l, h, logger)
 }
 
+// httpTimeouts bound every connection of the servers this package runs: a client gets 10 s
+// for its headers and a minute for its whole request, a handler two minutes for its answer,
+// and an idle keep-alive connection two minutes. A WebSocket sets its own deadlines once
+// upgraded (gorilla clears these). A variable so tests can shorten them.
+var httpTimeouts = struct{ header, read, write, idle time.Duration }{
+	header: 10 * time.Second, read: time.Minute, write: 2 * time.Minute, idle: 2 * time.Minute,
+}
+
 func serveListener(ctx context.Context, l net.Listener, h http.Handler, logger *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: httpTimeouts.header,
+		ReadTimeout:       httpTimeouts.read,
+		WriteTimeout:      httpTimeouts.write,
+		IdleTimeout:       httpTimeouts.idle,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	errc := make(chan error, 1)
