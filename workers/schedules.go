@@ -32,6 +32,7 @@ func schedules(cfg *config.Config) []schedule {
 	all = append(all, forecastSchedules(cfg)...)
 	all = append(all, treasuryIntegritySchedules(cfg)...)
 	all = append(all, treasurySchedules(cfg)...)
+	all = append(all, pitrSchedules(cfg)...)
 	return all
 }
 

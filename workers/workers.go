@@ -52,6 +52,7 @@ func queues() []queue {
 	all = append(all, treasuryQueues()...)
 	all = append(all, backupQueues()...)
 	all = append(all, forecastQueues()...)
+	all = append(all, pitrQueues()...)
 	all = append(all, erasureQueues()...)
 	return all
 }

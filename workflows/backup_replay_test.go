@@ -18,6 +18,7 @@ func TestBackupAndDrillReplay(t *testing.T) {
 	}{
 		{"testdata/backup_history.json", BackupWorkflow, "BackupWorkflow"},
 		{"testdata/drill_history.json", DrillWorkflow, "DrillWorkflow"},
+		{"testdata/pitr_backup_history.json", PhysicalBackupWorkflow, "PhysicalBackupWorkflow"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()

@@ -21,6 +21,7 @@ import (
 	"github.com/creatorvault/orchestrator/backup"
 	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/internal/objstore"
+	"github.com/creatorvault/orchestrator/pitr"
 	"github.com/creatorvault/orchestrator/recovery"
 	"github.com/creatorvault/orchestrator/workflows"
 )
@@ -83,10 +84,12 @@ func (a *app) backupCmd() *cobra.Command {
 	var status string
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List backups, newest first: the object store's manifests, reconciled into the catalog (DATABASE_URL)",
+		Short: "List backups, newest first: logical dumps (the store's manifests, reconciled into the catalog) and physical (pgBackRest)",
 		Long: "Reads every manifest in the object store (the truth), makes the catalog agree with it (a backup the\n" +
 			"catalog lacks is added; one whose manifest is gone is marked missing), prints the drift it found, then\n" +
-			"lists the catalog, which also remembers failed and pruned attempts and which backups a drill verified.",
+			"lists the catalog, which also remembers failed and pruned attempts and which backups a drill verified.\n" +
+			"With point-in-time recovery configured (PITR_CIPHER_PASS), the physical backups of pgBackRest's\n" +
+			"repository follow, with their kind (full or diff).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -110,14 +113,32 @@ func (a *app) backupCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			physical, note, err := physicalBackups(ctx)
+			if err != nil {
+				return err
+			}
+			if note != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), note)
+			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tKIND\tSTATUS\tSTARTED\tSTORED\tTABLES\tVERIFIED")
+			fmt.Fprintln(w, "ID\tLAYER\tKIND\tSTATUS\tSTARTED\tSTORED\tTABLES\tVERIFIED")
 			for _, b := range rows {
 				verified := "-"
 				if b.VerifiedAt != nil {
 					verified = b.VerifiedAt.UTC().Format(time.RFC3339)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.ID, b.Kind, b.Status, b.StartedAt.UTC().Format(time.RFC3339), b.StoredBytes, b.Tables, verified)
+				fmt.Fprintf(w, "%s\tlogical\t%s\t%s\t%s\t%d\t%d\t%s\n", b.ID, b.Kind, b.Status, b.StartedAt.UTC().Format(time.RFC3339), b.StoredBytes, b.Tables, verified)
+			}
+			for i := len(physical) - 1; i >= 0; i-- {
+				b := physical[i]
+				st := "complete"
+				if b.Error {
+					st = "error"
+				}
+				if status != "" && status != st {
+					continue
+				}
+				fmt.Fprintf(w, "%s\tphysical\t%s\t%s\t%s\t%d\t-\t-\n", b.Label, b.Type, st, b.Started().Format(time.RFC3339), b.Info.Repository.Size)
 			}
 			return w.Flush()
 		},
@@ -130,10 +151,12 @@ func (a *app) backupCmd() *cobra.Command {
 
 func (a *app) restoreCmd() *cobra.Command {
 	var ref, at, target, identity, passphraseFile, temporalFile, temporalTarget, runtimeURL, treasuryURL string
-	var clean, create, withTemporal, noOwner bool
+	var clean, create, withTemporal, noOwner, pitrMode bool
 	var jobs int
+	var dataDir string
 	cmd := &cobra.Command{
-		Use:   "restore --backup <id|latest> [--at <time>] --target <database URL> (--identity <file> | --passphrase-file <file>)",
+		Use: "restore --backup <id|latest> [--at <time>] --target <database URL> (--identity <file> | --passphrase-file <file>)\n" +
+			"  orchestrator restore --pitr --at <RFC 3339> --data-dir <new data directory>",
 		Short: "Restore a backup from S3 into a working system: roles, data with its owners, Temporal's state, serving check",
 		Long: "Resolves the backup from the object store alone (S3_ENDPOINT, S3_BUCKET; no catalog: works on a new server),\n" +
 			"checks that the identity or passphrase opens it and that the target is usable before touching anything,\n" +
@@ -141,9 +164,20 @@ func (a *app) restoreCmd() *cobra.Command {
 			"source had, verifies the SHA-256 and the fingerprint, clears ephemeral rows (WebSocket sessions, rate-limit\n" +
 			"buckets), reconciles the backup catalog with the store, restores Temporal's state (--with-temporal) and\n" +
 			"ends with a serving check as the runtime role and the treasury login. --target connects an administrator.\n" +
-			"The runbook from an empty machine is docs/DR.md.",
+			"The runbook from an empty machine is docs/DR.md.\n\n" +
+			"With --pitr, restores pgBackRest's physical backup and WAL to the moment --at (RFC 3339) into a new data\n" +
+			"directory (PITR_* and S3_* configure the repository; PITR_PG_PASSWORD is the postgres password), starts it,\n" +
+			"lets it replay to the moment and promote, runs the serving check as DATABASE_URL's and\n" +
+			"TREASURY_DATABASE_URL's users on it, prints the moment and the last transaction replayed, and shuts it\n" +
+			"down cleanly, ready for the machine's service manager.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if pitrMode {
+				return a.restorePITR(cmd, at, dataDir, runtimeURL, treasuryURL)
+			}
+			if target == "" {
+				return errors.New(`required flag "--target" not set (or --pitr)`)
+			}
 			var atTime time.Time
 			if at != "" {
 				t, err := parseWhen(at)
@@ -191,7 +225,9 @@ func (a *app) restoreCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&ref, "backup", "latest", "a backup id, or latest")
-	f.StringVar(&at, "at", "", "with latest: the newest backup at or before this time (RFC 3339 or YYYY-MM-DD)")
+	f.StringVar(&at, "at", "", "with latest: the newest backup at or before this time (RFC 3339 or YYYY-MM-DD); with --pitr: the moment (RFC 3339)")
+	f.BoolVar(&pitrMode, "pitr", false, "restore to the moment --at from pgBackRest's physical backups and WAL (point-in-time recovery)")
+	f.StringVar(&dataDir, "data-dir", "", "with --pitr: the new data directory (must not exist or be empty)")
 	f.StringVar(&target, "target", "", "the database URL to restore into, as an administrator (required)")
 	f.StringVar(&identity, "identity", "", "the age identity file that decrypts the backup")
 	f.StringVar(&passphraseFile, "passphrase-file", "", "the passphrase of a passphrase-mode backup (BACKUP_PASSPHRASE_FILE's file)")
@@ -204,9 +240,95 @@ func (a *app) restoreCmd() *cobra.Command {
 	f.StringVar(&temporalTarget, "temporal-target", "", "with --with-temporal: an administrator's URL of the server that gets Temporal's PostgreSQL databases")
 	f.StringVar(&runtimeURL, "runtime-url", "", "serving check: the runtime role's URL (default: the target as DATABASE_URL's user and password, else orchestrator_app)")
 	f.StringVar(&treasuryURL, "treasury-url", "", "serving check: the treasury login's URL (default: the target as TREASURY_DATABASE_URL's user and password, else orchestrator_treasury_login)")
-	_ = cmd.MarkFlagRequired("target")
 	cmd.MarkFlagsMutuallyExclusive("identity", "passphrase-file")
 	return cmd
+}
+
+// physicalBackups lists pgBackRest's backups when point-in-time recovery is configured; when
+// it is not, note says so.
+func physicalBackups(ctx context.Context) ([]pitr.PhysicalBackup, string, error) {
+	if os.Getenv("PITR_CIPHER_PASS") == "" && os.Getenv("PITR_CIPHER_PASS_FILE") == "" {
+		return nil, "physical backups (point-in-time recovery): off, PITR_CIPHER_PASS is not set", nil
+	}
+	cfg, err := pitr.LoadConfig(os.LookupEnv)
+	if err != nil {
+		return nil, "", err
+	}
+	e, err := pitr.New(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := e.WriteConfig(); err != nil {
+		return nil, "", err
+	}
+	info, err := e.Info(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if info.Status.Code != 0 && len(info.Backup) == 0 {
+		return nil, fmt.Sprintf("physical backups (stanza %s): %s", cfg.Stanza, info.Status.Message), nil
+	}
+	return info.Sorted(), "", nil
+}
+
+// restorePITR is `restore --pitr`.
+func (a *app) restorePITR(cmd *cobra.Command, at, dataDir, runtimeURL, treasuryURL string) error {
+	if at == "" {
+		return errors.New("--pitr needs --at <RFC 3339 moment>, e.g. 2026-12-07T03:04:05Z")
+	}
+	moment, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return fmt.Errorf("--at %q: not an RFC 3339 moment (e.g. 2026-12-07T03:04:05Z)", at)
+	}
+	if dataDir == "" {
+		return errors.New("--pitr needs --data-dir, the new data directory to restore into")
+	}
+	if runtimeURL == "" {
+		runtimeURL = a.cfg.DatabaseURL
+	}
+	if treasuryURL == "" {
+		treasuryURL = a.cfg.Treasury.DatabaseURL
+	}
+	if runtimeURL == "" || treasuryURL == "" {
+		return errors.New("the serving check needs DATABASE_URL and TREASURY_DATABASE_URL (or --runtime-url and --treasury-url)")
+	}
+	cfg, err := pitr.LoadConfig(os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	e, err := pitr.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := e.WriteConfig(); err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "restoring stanza %s to %s into %s\n", cfg.Stanza, moment.UTC().Format(time.RFC3339Nano), dataDir)
+	res, err := e.Restore(ctx, pitr.RestoreOptions{At: moment, DataDir: dataDir, Password: cfg.PGPassword,
+		RuntimeURL: runtimeURL, TreasuryURL: treasuryURL})
+	if res != nil {
+		fmt.Fprintf(out, "from %s backup %s (ended %s)\n", res.Backup.Type, res.Backup.Label, res.Backup.Stopped().Format(time.RFC3339))
+		for _, c := range res.Serving.Checks {
+			mark := "ok"
+			if !c.OK {
+				mark = "FAILED: " + c.Error
+			}
+			fmt.Fprintf(out, "serving check  %-45s %-28s %s\n", c.Name, c.Role, mark)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	last := "none replayed (the backup already held every commit before the moment)"
+	if !res.LastTransaction.IsZero() {
+		last = res.LastTransaction.Format(time.RFC3339Nano)
+	}
+	fmt.Fprintf(out, "recovered to %s\nlast transaction %s\n", res.Target.Format(time.RFC3339Nano), last)
+	fmt.Fprintf(out, "restore %.1fs, recovery %.1fs; %s is shut down cleanly, ready to be started by the machine's service manager\n",
+		res.RestoreSeconds, res.RecoverySeconds, dataDir)
+	return nil
 }
 
 // restoreIdentities reads the identity file or the passphrase file (exactly one).

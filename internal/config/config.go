@@ -51,7 +51,9 @@ type Config struct {
 	Treasury Treasury
 	Backup   Backup
 	Forecast Forecast
-	SignIn   SignIn
+	// PITR is point-in-time recovery's schedules.
+	PITR   PITR
+	SignIn SignIn
 }
 
 // S3 configures the object store.
@@ -141,6 +143,7 @@ func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
 	c.Treasury = loadTreasury(e)
 	c.Backup = loadBackup(e)
 	c.Forecast = loadForecast(e)
+	c.PITR = loadPITR(e)
 	c.SignIn = loadSignIn(e)
 	if e.first != nil {
 		return nil, e.first

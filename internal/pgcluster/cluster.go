@@ -41,6 +41,12 @@ type ClusterOptions struct {
 	// Ephemeral trades durability for speed (fsync off): for test clusters that are deleted
 	// afterwards, never for `make run`'s state.
 	Ephemeral bool
+	// Settings are extra server settings, "name=value", given after the defaults (so they win):
+	// e.g. archive_mode=on and an archive_command for point-in-time recovery.
+	Settings []string
+	// Password is the postgres user's password for a data directory made elsewhere (a
+	// physical restore) that has no password file beside it.
+	Password string
 }
 
 // StartCluster creates the cluster in dir if it does not exist yet, and starts it.
@@ -94,9 +100,11 @@ func StartCluster(ctx context.Context, dir string, opts ...ClusterOptions) (*Clu
 			return nil, err
 		}
 	}
-	pw, err := os.ReadFile(pwFile)
-	if err != nil {
-		return nil, fmt.Errorf("cluster password: %w", err)
+	pw := []byte(o.Password)
+	if o.Password == "" {
+		if pw, err = os.ReadFile(pwFile); err != nil {
+			return nil, fmt.Errorf("cluster password: %w", err)
+		}
 	}
 	port, err := freeLoopbackPort()
 	if err != nil {
@@ -108,6 +116,9 @@ func StartCluster(ctx context.Context, dir string, opts ...ClusterOptions) (*Clu
 		"-c", "max_connections=200"}
 	if o.Ephemeral {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	for _, kv := range o.Settings {
+		args = append(args, "-c", kv)
 	}
 	logFile, err := os.OpenFile(dir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -217,6 +228,49 @@ func initCluster(ctx context.Context, initdb, dir, pwFile string, owner *owner) 
 	if err := cmd.Run(); err != nil {
 		_ = os.RemoveAll(dir)
 		return fmt.Errorf("initdb failed: %w: %s", err, strings.TrimSpace(lastOf(out.String(), 5)))
+	}
+	return nil
+}
+
+// RunAsOwner makes cmd run as the user PostgreSQL clusters run as (when this process is root;
+// otherwise as this process's user), in its own process group with a parent-death signal:
+// programs that read or write a cluster's files, such as pgBackRest, must be that user.
+func RunAsOwner(cmd *exec.Cmd) error {
+	o, err := clusterOwner()
+	if err != nil {
+		return err
+	}
+	cmd.SysProcAttr = childAttrs(o)
+	return nil
+}
+
+// OwnerCanReach reports whether the user clusters run as can reach dir (always, unless this
+// process is root and a directory above dir is private).
+func OwnerCanReach(dir string) bool {
+	o, err := clusterOwner()
+	if err != nil {
+		return false
+	}
+	abs, err := filepath.Abs(dir)
+	return err == nil && (o == nil || ancestorsReachable(filepath.Dir(abs)))
+}
+
+// Exited is closed when the server process has ended.
+func (c *Cluster) Exited() <-chan struct{} { return c.exited }
+
+// LastLog is the last n lines of the server's log, in one line.
+func (c *Cluster) LastLog(n int) string { return lastLines(c.Dir+".log", n) }
+
+// GiveToOwner hands paths to the user clusters run as (when this process is root).
+func GiveToOwner(paths ...string) error {
+	o, err := clusterOwner()
+	if err != nil || o == nil {
+		return err
+	}
+	for _, p := range paths {
+		if err := os.Chown(p, o.uid, o.gid); err != nil {
+			return fmt.Errorf("hand %s to user %s: %w", p, o.name, err)
+		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ package s3server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -30,7 +31,15 @@ type Server struct {
 
 // Start listens on addr ("127.0.0.1:0" for any free port) and serves buckets stored under
 // dir; an empty dir keeps everything in memory.
-func Start(addr, dir string) (*Server, error) {
+func Start(addr, dir string) (*Server, error) { return start(addr, dir, nil) }
+
+// StartTLS is Start serving HTTPS with cert: for clients that speak S3 only over TLS, such as
+// pgBackRest. Tests generate the certificate and give its CA to the client.
+func StartTLS(addr, dir string, cert tls.Certificate) (*Server, error) {
+	return start(addr, dir, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+}
+
+func start(addr, dir string, tlsConfig *tls.Config) (*Server, error) {
 	var backend gofakes3.Backend
 	if dir == "" {
 		backend = s3mem.New()
@@ -53,6 +62,10 @@ func Start(addr, dir string) (*Server, error) {
 		http: &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 10 * time.Second},
 		url:  "http://" + l.Addr().String(),
 		done: make(chan error, 1),
+	}
+	if tlsConfig != nil {
+		l = tls.NewListener(l, tlsConfig)
+		s.url = "https://" + l.Addr().String()
 	}
 	go func() { s.done <- s.http.Serve(l) }()
 	return s, nil

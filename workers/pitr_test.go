@@ -1,0 +1,72 @@
+package workers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/creatorvault/orchestrator/internal/config"
+	"github.com/creatorvault/orchestrator/internal/testharness"
+	"github.com/creatorvault/orchestrator/pitr/pitrtest"
+	"github.com/creatorvault/orchestrator/workflows"
+)
+
+// TestPhysicalBackupWorkflowAndSchedules: with PITR on, the weekly full and daily diff
+// Schedules exist with overlap skip, and the workflow, run by the pitr worker against the real
+// pgBackRest and an archiving cluster, checks the stanza, makes a differential backup on the
+// fixture's full one and expires.
+func TestPhysicalBackupWorkflowAndSchedules(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	f := pitrtest.Start(t, ctx)
+	for k, v := range f.Env {
+		t.Setenv(k, v)
+	}
+	c := testharness.Temporal(t)
+	cfg, err := config.LoadFrom(func(k string) (string, bool) {
+		if k == "PITR_CIPHER_PASS" {
+			return f.Env[k], true
+		}
+		return "", false
+	})
+	require.NoError(t, err)
+	require.True(t, cfg.PITR.Enabled)
+	require.NoError(t, ApplySchedules(ctx, c, cfg))
+	for id, sunday := range map[string]bool{"pitr-full-weekly": true, "pitr-diff-daily": false} {
+		d, err := c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
+		require.NoError(t, err, id)
+		require.Equal(t, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, d.Schedule.Policy.Overlap, id)
+		action, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction)
+		require.True(t, ok, id)
+		require.Equal(t, workflows.PITRTaskQueue, action.TaskQueue, id)
+		require.NotEmpty(t, d.Info.NextActionTimes, id)
+		for _, next := range d.Info.NextActionTimes {
+			next = next.UTC()
+			require.Equal(t, sunday, next.Weekday() == time.Sunday, "%s runs at %s", id, next)
+			require.Equal(t, 3, next.Hour(), id)
+		}
+		require.NoError(t, c.ScheduleClient().GetHandle(ctx, id).Delete(ctx))
+	}
+
+	deps := Deps{Client: c, Config: cfg, Logger: testharness.Logger(t)}
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Run(wctx, deps, []string{workflows.PITRTaskQueue}) }()
+	defer func() { stop(); <-done }()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "pitr-diff-" + t.Name(), TaskQueue: workflows.PITRTaskQueue},
+		workflows.PhysicalBackupWorkflow, workflows.PhysicalBackupInput{Kind: "diff"})
+	require.NoError(t, err)
+	var res workflows.PhysicalBackupResult
+	require.NoError(t, run.Get(ctx, &res))
+	require.Equal(t, "diff", res.Backup.Kind)
+	require.NotEmpty(t, res.Backup.Prior, "a diff depends on the full backup")
+	require.Equal(t, 2, res.Backup.Backups)
+	require.True(t, res.Expired)
+	require.Positive(t, res.Backup.RepoBytes)
+	testharness.WriteHistory(t, c, "pitr-diff-"+t.Name(), "pitr_backup_history.json")
+}
