@@ -197,7 +197,7 @@ func (a *Treasury) submit(env, hash string) (Outcome, error) {
 		if oc, found, err := a.lookup(hash); err != nil || found {
 			return oc, err
 		}
-		return Outcome{}, errors.New("Horizon answered without success and the transaction is in no ledger")
+		return Outcome{}, errors.New("horizon answered without success and the transaction is in no ledger")
 	}
 	herr := horizonclient.GetError(err)
 	if herr == nil {

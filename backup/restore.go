@@ -52,10 +52,6 @@ type RestoreOptions struct {
 	Jobs int
 	// PGBinDir holds pg_restore; empty means /usr/lib/postgresql/<major>/bin, then PATH.
 	PGBinDir string
-	// TempDir is not used: a restore writes nothing to disk at any Jobs.
-	//
-	// Deprecated: kept so that callers written for the earlier, file-based restore compile.
-	TempDir string
 	// Progress, when set, is called with the phase and the bytes done of total.
 	Progress func(phase string, done, total int64)
 }

@@ -46,7 +46,6 @@ type Options struct {
 	Identities []age.Identity
 	Jobs       int
 	PGBinDir   string
-	TempDir    string
 	// RuntimeURL and TreasuryURL are how the serving check logs in; empty means the target's
 	// server and database as RuntimeRole and TreasuryLoginRole (no password: trust or a
 	// password file), or the user and password of RuntimeTemplate and TreasuryTemplate.
@@ -147,7 +146,7 @@ func Restore(ctx context.Context, o Options) (res *Result, err error) {
 
 	res.Restore, err = backup.Restore(ctx, o.Store, backup.RestoreOptions{
 		ID: m.ID, TargetURL: o.TargetURL, Identities: o.Identities, Clean: o.Clean, NoOwner: o.NoOwner,
-		Jobs: o.Jobs, PGBinDir: o.PGBinDir, TempDir: o.TempDir, Progress: o.Progress,
+		Jobs: o.Jobs, PGBinDir: o.PGBinDir, Progress: o.Progress,
 	})
 	if res.Restore != nil {
 		res.Steps = append(res.Steps,

@@ -178,11 +178,14 @@ func NewS3Proxy(tb testing.TB, target string) *S3Proxy {
 		tb.Fatalf("S3 proxy: %v", err)
 	}
 	p := &S3Proxy{release: make(chan struct{}), seen: make(chan struct{})}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	// Keep the Host header the client signed.
-	rp.Director = func(r *http.Request) { r.URL.Scheme, r.URL.Host = u.Scheme, u.Host }
-	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
-		http.Error(w, "proxy: "+err.Error(), http.StatusBadGateway)
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Host = pr.In.Host // keep the Host header the client signed
+		},
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			http.Error(w, "proxy: "+err.Error(), http.StatusBadGateway)
+		},
 	}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := S3Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone()}
