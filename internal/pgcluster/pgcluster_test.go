@@ -88,7 +88,12 @@ func TestKilledParentLeavesNoServer(t *testing.T) {
 		if err != nil {
 			os.Exit(3)
 		}
-		_ = os.WriteFile(os.Getenv("PGCLUSTER_CHILD_DIR")+".ready", []byte(c.Dir), 0o600)
+		// Written then renamed, so the parent never reads a half-written file (seen in CI:
+		// the parent read "" between the create and the write).
+		ready := os.Getenv("PGCLUSTER_CHILD_DIR") + ".ready"
+		if os.WriteFile(ready+".tmp", []byte(c.Dir), 0o600) != nil || os.Rename(ready+".tmp", ready) != nil {
+			os.Exit(4)
+		}
 		time.Sleep(time.Minute)
 		os.Exit(0)
 	}
