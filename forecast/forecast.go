@@ -607,10 +607,10 @@ func (s *simulation) run(src *pcg) {
 		sigma := f.Volatility
 		if sigma > 0 {
 			// Stratified: path p draws from the p-th of n equal slices of the law.
-			u := (float64(p) + uniform(src)) / float64(n)
+			u := (float64(p) + src.uniform()) / float64(n)
 			sigma = math.Min(sigma*math.Sqrt(law.mean/law.at(u)), MaxVolatility)
 		}
-		z1, z2 := normal(src), normal(src)
+		z1, z2 := src.normal(), src.normal()
 		mup := math.Min(math.Max(mu+sigma*sq*z1, muLo), muHi)
 		o := sigma * so * (rho*z1 + rho2*z2)
 		start := mup*g.oMean + o
@@ -673,10 +673,8 @@ func walkDay(src *pcg, level, cum, add, mul []float64) {
 	for p, l := range level {
 		var u uint64
 		hi, lo, u = pcgStep(hi, lo)
-		j := int32(u)
-		strip := u >> 32 & (zigStrips - 1)
-		eps := float64(j) * zig.w[strip]
-		if zigAbs(j) >= zig.k[strip] {
+		eps, ok := zigFast(u)
+		if !ok {
 			src.hi, src.lo = hi, lo
 			eps = normalSlow(src, u)
 			hi, lo = src.hi, src.lo

@@ -37,7 +37,16 @@ type ziggurat struct {
 	k [zigStrips]uint32  // |j| < k[i]: the point is inside strip i's rectangle, accept
 	w [zigStrips]float64 // x = j·w[i] (float32 values, kept as float64 for the multiply)
 	f [zigStrips]float32 // the density e^(−x²/2) at strip i's outer edge
+	// Lines below and above the density over strip i's wedge (|x| between its rectangle's
+	// edge and its outer edge): a point under the lower one is accepted, one over the upper
+	// one rejected, without the exponential; only points between them compute it.
+	below, above [zigStrips][2]float64
 }
+
+// zigMargin keeps the lines' decisions exact: the density is compared after rounding to
+// float32 (an error below 6·10⁻⁸ for values ≤ 1), so a point decided by a line is at least
+// this much from the rounded density and the exponential would decide it the same way.
+const zigMargin = 1e-6
 
 func newZiggurat() *ziggurat {
 	z := &ziggurat{}
@@ -60,7 +69,29 @@ func newZiggurat() *ziggurat {
 		z.f[i] = float32(math.Exp(-0.5 * x * x))
 		z.w[i] = float64(float32(x / zigScale))
 	}
+	for i := 1; i < zigStrips; i++ {
+		z.below[i], z.above[i] = wedgeLines(float64(z.k[i])*z.w[i], zigScale*z.w[i])
+	}
 	return z
+}
+
+// wedgeLines are a lower and an upper line (intercept, slope) for the density g = e^(−x²/2) on
+// [a, b]: its chord and its tangent at the middle. g is concave below 1 (the chord is under
+// it, the tangent over it) and convex above 1 (the other way round); on the one strip that
+// holds 1 the lines are left undecided (the lower one below 0, the upper one above 1).
+func wedgeLines(a, b float64) (below, above [2]float64) {
+	g := func(x float64) float64 { return math.Exp(-0.5 * x * x) }
+	slope := (g(b) - g(a)) / (b - a)
+	chord := [2]float64{g(a) - slope*a, slope}
+	m := (a + b) / 2
+	tangent := [2]float64{g(m) + m*m*g(m), -m * g(m)}
+	switch {
+	case b <= 1:
+		return chord, tangent
+	case a >= 1:
+		return tangent, chord
+	}
+	return [2]float64{-1, 0}, [2]float64{2, 0}
 }
 
 // pcg is the PCG-DXSM generator's state (hi, lo), seeded as rand.NewPCG(hi, lo).
@@ -107,21 +138,42 @@ func zigAbs(j int32) uint32 {
 	return uint32((j ^ s) - s)
 }
 
-// normal draws a standard normal variate. Its first lines are what the engine's loop inlines.
-func normal[S source](src S) float64 {
-	u := src.Uint64()
+// zigFast is the ziggurat's common case for the word u: the variate and true, or false when
+// the point falls outside its strip's rectangle (then normalSlow finishes the draw).
+func zigFast(u uint64) (float64, bool) {
 	j := int32(u)
 	i := u >> 32 & (zigStrips - 1)
-	if zigAbs(j) < zig.k[i] {
-		return float64(j) * zig.w[i]
+	return float64(j) * zig.w[i], zigAbs(j) < zig.k[i]
+}
+
+// normal draws a standard normal variate from src.
+func normal[S source](src S) float64 {
+	u := src.Uint64()
+	if x, ok := zigFast(u); ok {
+		return x
 	}
 	return normalSlow(src, u)
 }
 
+// normal is normal(g) without the generic's dictionary (the engine's per-path draws).
+func (g *pcg) normal() float64 {
+	u := g.Uint64()
+	if x, ok := zigFast(u); ok {
+		return x
+	}
+	return normalSlow(g, u)
+}
+
+// uniform is uniform(g) without the generic's dictionary.
+func (g *pcg) uniform() float64 {
+	return float64(g.Uint64()&(1<<53-1)) / (1 << 53)
+}
+
 // normalSlow finishes a draw whose first 64 bits u fell outside its strip's rectangle: a
 // point in the wedge between the rectangle and the curve is accepted by comparing with the
-// density, one in the base strip beyond R is drawn from the tail (Marsaglia's exponential
-// method); otherwise a fresh 64 bits start over.
+// density (most by the two lines of wedgeLines, the rest by the exponential), one in the base
+// strip beyond R is drawn from the tail (Marsaglia's exponential method); otherwise a fresh
+// 64 bits start over.
 func normalSlow[S source](src S, u uint64) float64 {
 	for {
 		j := int32(u)
@@ -144,7 +196,13 @@ func normalSlow[S source](src S, u uint64) float64 {
 			return -zigR - x
 		default:
 			lo, hi := zig.f[i], zig.f[i-1]
-			if lo+float32(uniform(src))*(hi-lo) < float32(math.Exp(-0.5*x*x)) {
+			y := lo + float32(uniform(src))*(hi-lo)
+			ax, yy := math.Abs(x), float64(y)
+			switch {
+			case yy < zig.below[i][0]+zig.below[i][1]*ax-zigMargin:
+				return x
+			case yy >= zig.above[i][0]+zig.above[i][1]*ax+zigMargin:
+			case y < float32(math.Exp(-0.5*x*x)):
 				return x
 			}
 		}

@@ -106,3 +106,25 @@ func TestSameForecastsAsBefore(t *testing.T) {
 	}
 	require.Equal(t, want, got)
 }
+
+// TestWedgeLinesBound: on every strip's wedge the lower line is below the density and the
+// upper line above it, so a point they decide is decided as the exponential would.
+func TestWedgeLinesBound(t *testing.T) {
+	decided := 0
+	for strip := 1; strip < zigStrips; strip++ {
+		a, b := float64(zig.k[strip])*zig.w[strip], zigScale*zig.w[strip]
+		for s := 0; s <= 1000; s++ {
+			x := a + (b-a)*float64(s)/1000
+			g := math.Exp(-0.5 * x * x)
+			lo := zig.below[strip][0] + zig.below[strip][1]*x
+			hi := zig.above[strip][0] + zig.above[strip][1]*x
+			// (to rounding, far inside zigMargin: the chord meets the density at the ends)
+			require.LessOrEqual(t, lo, g+1e-15, "strip %d x %v", strip, x)
+			require.GreaterOrEqual(t, hi, g-1e-15, "strip %d x %v", strip, x)
+		}
+		if zig.below[strip][1] != 0 {
+			decided++
+		}
+	}
+	require.Equal(t, zigStrips-2, decided) // all strips but the one holding x = 1
+}
