@@ -159,7 +159,7 @@ func (s *Server) serveWS(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	conn := &wsConn{h: h, user: p, id: uuid.New(), exp: tokenExpiry(raw), send: make(chan outFrame, h.opts.SendBuffer),
+	conn := &wsConn{h: h, user: p, id: uuid.New(), exp: tokenExpiry(raw), send: make(chan *outFrame, h.opts.SendBuffer),
 		kick: make(chan struct{}, 1), done: make(chan struct{}), drained: make(chan struct{})}
 	opened, err := db.OpenSession(ctx, s.pool, db.WSSession{ID: conn.id, UserID: p.UserID, Instance: h.instance}, s.now(),
 		h.opts.MaxSocketsPerUser, h.opts.Lease)
@@ -181,8 +181,10 @@ func (s *Server) serveWS(c *gin.Context) {
 		}
 	}()
 	up := websocket.Upgrader{
-		ReadBufferSize:  4096,
-		WriteBufferSize: 4096,
+		// Reads use the HTTP server's buffer (kept anyway: the read pump is the handler's
+		// goroutine); writes borrow a buffer from a pool only while a frame is written, so an
+		// idle socket holds no buffer of its own.
+		WriteBufferPool: wsWriteBuffers,
 		// The Origin was checked above against the allow-list; clients without one are not
 		// browsers.
 		CheckOrigin: func(*http.Request) bool { return true },
@@ -225,6 +227,9 @@ func (s *Server) serveWS(c *gin.Context) {
 	conn.readPump(c, s)
 }
 
+// wsWriteBuffers are the write buffers every socket borrows from while it writes.
+var wsWriteBuffers = &sync.Pool{}
+
 // tokenExpiry is the exp of a token ParseToken has already verified.
 func tokenExpiry(raw string) time.Time {
 	var cl jwt.RegisteredClaims
@@ -259,7 +264,8 @@ type wsConn struct {
 	user Principal
 	id   uuid.UUID
 	exp  time.Time
-	send chan outFrame
+	// send holds pointers: an idle socket's buffer costs 8 bytes a slot, not a frame's 48.
+	send chan *outFrame
 	kick chan struct{} // wakes the write pump to catch up
 
 	closeOnce sync.Once
@@ -302,7 +308,7 @@ const catchUpMargin = time.Second
 func (c *wsConn) offer(f outFrame) {
 	select {
 	case <-c.done:
-	case c.send <- f:
+	case c.send <- &f:
 	default:
 		wsSendDrops.WithLabelValues(f.typ).Inc()
 	}
@@ -313,7 +319,7 @@ func (c *wsConn) offer(f outFrame) {
 func (c *wsConn) reply(f any, typ string) {
 	select {
 	case <-c.done:
-	case c.send <- outFrame{typ: typ, b: mustJSON(f)}:
+	case c.send <- &outFrame{typ: typ, b: mustJSON(f)}:
 	}
 }
 
@@ -330,7 +336,7 @@ func (c *wsConn) deliver(m db.Message, b []byte) {
 	}
 	c.mu.Unlock()
 	select {
-	case c.send <- outFrame{typ: "NewMessage", b: b, msg: &m}:
+	case c.send <- &outFrame{typ: "NewMessage", b: b, msg: &m}:
 	default:
 		wsSendDrops.WithLabelValues("NewMessage").Inc()
 		c.catchUp()
@@ -403,7 +409,7 @@ func (c *wsConn) writePump() {
 		}
 		select {
 		case f := <-c.send:
-			err = c.writeFrame(f, true)
+			err = c.writeFrame(*f, true)
 		case <-c.kick:
 		case <-ticker.C:
 			err = c.write(websocket.PingMessage, nil)
@@ -499,7 +505,7 @@ func (c *wsConn) catchUpPage(between func() error) error {
 	for drained := false; !drained; {
 		select {
 		case f := <-c.send:
-			if err := c.writeFrame(f, true); err != nil {
+			if err := c.writeFrame(*f, true); err != nil {
 				return err
 			}
 		default:
