@@ -173,17 +173,19 @@ func (s *Server) serveWS(c *gin.Context) {
 			"at most "+strconv.Itoa(h.opts.MaxSocketsPerUser)+" WebSockets per user; close another first")
 		return
 	}
-	defer func() {
+	// closeSession ends the session row; it runs when the connection ends, on whichever
+	// goroutine that happens.
+	closeSession := func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := db.CloseSession(cctx, s.pool, conn.id, p.UserID, s.now()); err != nil {
 			s.logger.Warn("real-time: close session", "error", err)
 		}
-	}()
+	}
 	up := websocket.Upgrader{
-		// Reads use the HTTP server's buffer (kept anyway: the read pump is the handler's
-		// goroutine); writes borrow a buffer from a pool only while a frame is written, so an
-		// idle socket holds no buffer of its own.
+		// Reads use the buffer the HTTP server read the handshake with; writes borrow a
+		// buffer from a pool only while a frame is written, so an idle socket holds no
+		// buffer of its own but that one.
 		WriteBufferPool: wsWriteBuffers,
 		// The Origin was checked above against the allow-list; clients without one are not
 		// browsers.
@@ -211,20 +213,34 @@ func (s *Server) serveWS(c *gin.Context) {
 		conn.burst, conn.burstAt = online, s.now().UTC()
 	}
 	h.register(conn)
-	defer h.unregister(conn)
 	ws, err := up.Upgrade(c.Writer, c.Request, nil)
 	if err != nil {
+		h.unregister(conn)
+		closeSession()
 		return // the upgrader has answered
 	}
 	conn.ws = ws
+	// The read pump runs on its own goroutine and this handler returns: the HTTP server's
+	// request, response and connection state (and this goroutine's deep stack) are freed
+	// while the socket stays open. The pump gets a copy of the gin context and a context of
+	// its own that ends with the socket (the request's ends when the handler returns).
+	pumpCtx, cancelPump := context.WithCancel(context.WithoutCancel(c.Request.Context()))
+	gc := c.Copy()
+	gc.Request = c.Request.WithContext(pumpCtx)
 	// A revoked session, a changed role or an erased user closes the socket at once.
-	defer s.revoked.watch(p, func(reason string) { conn.closeFor(closePolicy, reason, reasonRevoked) })()
+	unwatch := s.revoked.watch(p, func(reason string) { conn.closeFor(closePolicy, reason, reasonRevoked) })
 	go conn.writePump()
 	// A revocation that arrived between the token check and the watch: close now.
 	if err := s.revoked.check(c.Request.Context(), p); err != nil {
 		conn.closeFor(closePolicy, "session ended", reasonRevoked)
 	}
-	conn.readPump(c, s)
+	go func() {
+		defer closeSession()
+		defer h.unregister(conn)
+		defer unwatch()
+		defer cancelPump()
+		conn.readPump(gc, s)
+	}()
 }
 
 // wsWriteBuffers are the write buffers every socket borrows from while it writes.
