@@ -127,8 +127,8 @@ type pingFrame struct {
 
 // serveWS authenticates (Authorization header, or the token query parameter for browsers:
 // the access log records the route pattern only, never the query), checks the Origin against
-// WS_ALLOWED_ORIGINS and the user's socket cap, upgrades, and runs the connection: this
-// goroutine is the read pump, another the write pump, which also sends the Presence burst and
+// WS_ALLOWED_ORIGINS and the user's socket cap, upgrades, and starts the connection's read
+// pump and write pump (and returns); the write pump also sends the Presence burst and
 // replays what the client missed after ?after=<message id>, page by page as the socket drains.
 func (s *Server) serveWS(c *gin.Context) {
 	raw, ok := bearerToken(c.GetHeader("Authorization"))
@@ -269,7 +269,7 @@ type outFrame struct {
 	msg *db.Message
 }
 
-// wsConn is one open WebSocket. The read pump is the handler's goroutine; the write pump owns
+// wsConn is one open WebSocket. The read pump runs on a goroutine of its own; the write pump owns
 // every write. NewMessages reach the client in one of two ways: live, through the bounded send
 // buffer, or, while the socket catches up (after ?after=, when the buffer was full, after the
 // listener reconnected), from the database page by page as fast as the client reads. Only a
