@@ -36,6 +36,14 @@ const minioVersion = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
 // in memory and ignores x-amz-checksum-*, so streaming and checksums are checked here.
 func startMinIO(t testing.TB) Store {
 	t.Helper()
+	st, _ := startMinIOProcess(t)
+	return st
+}
+
+// startMinIOProcess is startMinIO, also returning the server's process (the benchmark reads
+// its CPU time).
+func startMinIOProcess(t testing.TB) (Store, *os.Process) {
+	t.Helper()
 	bin := minioBinary(t)
 	port := freePort(t)
 	console := freePort(t)
@@ -71,7 +79,7 @@ func startMinIO(t testing.TB) Store {
 	c, err := objstore.NewClient(ctx, cfg, objstore.Options{StaticCredentials: &aws.Credentials{AccessKeyID: user, SecretAccessKey: secret}})
 	require.NoError(t, err)
 	require.NoError(t, objstore.EnsureBucket(ctx, c, cfg.Bucket))
-	return Store{S3: c, Bucket: cfg.Bucket, PartSize: 5 << 20, Concurrency: 2}
+	return Store{S3: c, Bucket: cfg.Bucket, PartSize: 5 << 20, Concurrency: 2}, cmd.Process
 }
 
 // minioBinary finds the minio server on PATH or in GOPATH/bin, or installs the pinned version
