@@ -173,27 +173,14 @@ func childBackup(b *testing.B, st Store, opts Options) (benchChildResult, time.D
 	// executable the kernel has mapped).
 	pid := strconv.Itoa(cmd.Process.Pid)
 	var anonPeak, filePeak int64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				anonPeak = max(anonPeak, procKB(pid, "RssAnon")<<10)
-				filePeak = max(filePeak, procKB(pid, "RssFile")<<10)
-			}
-		}
-	}()
+	stop := sampleEvery(20*time.Millisecond, func() {
+		anonPeak = max(anonPeak, procKB(pid, "RssAnon")<<10)
+		filePeak = max(filePeak, procKB(pid, "RssFile")<<10)
+	})
 	var res benchChildResult
 	err = json.NewDecoder(out).Decode(&res)
 	elapsed := time.Since(start)
-	close(stop)
-	<-sampled
+	stop()
 	res.AnonPeak, res.FilePeak = anonPeak, filePeak
 	peak := procKB(strconv.Itoa(cmd.Process.Pid), "VmHWM") << 10
 	stdin.Close()

@@ -114,6 +114,30 @@ func minioBinary(t testing.TB) string {
 	return bin
 }
 
+// sampleEvery calls fn every interval on a goroutine of its own until the returned function
+// is called, which returns once fn no longer runs.
+func sampleEvery(interval time.Duration, fn func()) (stop func()) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				fn()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}
+
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
@@ -156,28 +180,15 @@ func TestBackupAgainstMinIO(t *testing.T) {
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
 	var peak atomic.Uint64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				var m runtime.MemStats
-				runtime.ReadMemStats(&m)
-				if m.HeapInuse > peak.Load() {
-					peak.Store(m.HeapInuse)
-				}
-			}
+	stop := sampleEvery(5*time.Millisecond, func() {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		if m.HeapInuse > peak.Load() {
+			peak.Store(m.HeapInuse)
 		}
-	}()
+	})
 	m, err := Run(ctx, st, opts)
-	close(stop)
-	<-sampled
+	stop()
 	require.NoError(t, err)
 	require.Greater(t, m.StoredBytes, int64(96<<20), "the object should be many parts long")
 	growth := int64(peak.Load()) - int64(base.HeapInuse)
