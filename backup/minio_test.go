@@ -36,6 +36,14 @@ const minioVersion = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
 // in memory and ignores x-amz-checksum-*, so streaming and checksums are checked here.
 func startMinIO(t testing.TB) Store {
 	t.Helper()
+	st, _ := startMinIOProcess(t)
+	return st
+}
+
+// startMinIOProcess is startMinIO, also returning the server's process (the benchmark reads
+// its CPU time).
+func startMinIOProcess(t testing.TB) (Store, *os.Process) {
+	t.Helper()
 	bin := minioBinary(t)
 	port := freePort(t)
 	console := freePort(t)
@@ -71,7 +79,7 @@ func startMinIO(t testing.TB) Store {
 	c, err := objstore.NewClient(ctx, cfg, objstore.Options{StaticCredentials: &aws.Credentials{AccessKeyID: user, SecretAccessKey: secret}})
 	require.NoError(t, err)
 	require.NoError(t, objstore.EnsureBucket(ctx, c, cfg.Bucket))
-	return Store{S3: c, Bucket: cfg.Bucket, PartSize: 5 << 20, Concurrency: 2}
+	return Store{S3: c, Bucket: cfg.Bucket, PartSize: 5 << 20, Concurrency: 2}, cmd.Process
 }
 
 // minioBinary finds the minio server on PATH or in GOPATH/bin, or installs the pinned version
@@ -104,6 +112,30 @@ func minioBinary(t testing.TB) string {
 		t.Fatalf("the MinIO server is needed for this test and could not be installed (go install %s): %v\n%s", minioVersion, err, out)
 	}
 	return bin
+}
+
+// sampleEvery calls fn every interval on a goroutine of its own until the returned function
+// is called, which returns once fn no longer runs.
+func sampleEvery(interval time.Duration, fn func()) (stop func()) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				fn()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
 }
 
 func fileExists(path string) bool {
@@ -148,28 +180,15 @@ func TestBackupAgainstMinIO(t *testing.T) {
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
 	var peak atomic.Uint64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				var m runtime.MemStats
-				runtime.ReadMemStats(&m)
-				if m.HeapInuse > peak.Load() {
-					peak.Store(m.HeapInuse)
-				}
-			}
+	stop := sampleEvery(5*time.Millisecond, func() {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		if m.HeapInuse > peak.Load() {
+			peak.Store(m.HeapInuse)
 		}
-	}()
+	})
 	m, err := Run(ctx, st, opts)
-	close(stop)
-	<-sampled
+	stop()
 	require.NoError(t, err)
 	require.Greater(t, m.StoredBytes, int64(96<<20), "the object should be many parts long")
 	growth := int64(peak.Load()) - int64(base.HeapInuse)

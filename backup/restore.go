@@ -146,7 +146,7 @@ func Restore(ctx context.Context, st Store, o RestoreOptions) (*RestoreResult, e
 		res.Restore = time.Since(start)
 	})
 	wg.Go(func() {
-		res.Tables, fpErr = fingerprintDB(ctx, staging.url, r.jobs)
+		res.Tables, fpErr = fingerprintDB(ctx, staging.url, fingerprintConns(r.jobs), splitBlocks)
 		res.Verify = time.Since(start)
 	})
 	wg.Wait()
@@ -164,6 +164,10 @@ func Restore(ctx context.Context, st Store, o RestoreOptions) (*RestoreResult, e
 	}
 	return res, nil
 }
+
+// fingerprintConns is how many connections verify a restore: the jobs, and at least two, so
+// that a large table's ranges are read at once even when pg_restore runs one job.
+func fingerprintConns(jobs int) int { return max(jobs, 2) }
 
 // object is a backup object being read: the ciphertext is counted and hashed as it passes,
 // and plain is the decrypted, decompressed dump.
