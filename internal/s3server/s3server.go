@@ -27,6 +27,8 @@ type Server struct {
 	http *http.Server
 	url  string
 	done chan error
+	// tlsDone receives the end of the TLS listener ServeTLS added, if any.
+	tlsDone chan error
 }
 
 // Start listens on addr ("127.0.0.1:0" for any free port) and serves buckets stored under
@@ -74,13 +76,36 @@ func start(addr, dir string, tlsConfig *tls.Config) (*Server, error) {
 // URL is the endpoint to give the S3 client (S3_ENDPOINT).
 func (s *Server) URL() string { return s.url }
 
+// ServeTLS serves the same buckets over HTTPS with cert on a second address as well (dev's
+// store: the application speaks plain HTTP on the first, pgBackRest, which speaks S3 only over
+// TLS, the second). It returns the HTTPS endpoint, named localhost (the certificate's name).
+func (s *Server) ServeTLS(addr string, cert tls.Certificate) (string, error) {
+	if s.tlsDone != nil {
+		return "", errors.New("object store: already serves TLS")
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("object store (TLS) on %s: %w", addr, err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	s.tlsDone = make(chan error, 1)
+	go func() { s.tlsDone <- s.http.Serve(l) }()
+	return fmt.Sprintf("https://localhost:%d", port), nil
+}
+
 // Close stops the server, letting requests in flight finish for a few seconds.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
-	if serveErr := <-s.done; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return serveErr
+	for _, done := range []chan error{s.done, s.tlsDone} {
+		if done == nil {
+			continue
+		}
+		if serveErr := <-done; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+			return serveErr
+		}
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -34,16 +35,21 @@ func freePort(t *testing.T) int {
 
 // runDev starts `orchestrator dev` in the background and returns its info and a stop
 // function that waits for it to finish.
-func runDev(t *testing.T, opts DevOptions, databaseURL string) (DevInfo, func() error) {
+func runDev(t *testing.T, opts DevOptions, databaseURL string, tune ...func(*config.Config)) (DevInfo, func() error) {
 	t.Helper()
 	cfg, err := config.LoadFrom(func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
 	cfg.DatabaseURL = databaseURL
 	cfg.HTTPAddr = "127.0.0.1:0"
+	for _, f := range tune {
+		f(cfg)
+	}
 	opts.TemporalPort = 0
 	opts.UIPort = freePort(t)
 	opts.S3Addr = "127.0.0.1:0"
-	opts.Out = io.Discard
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
 	ready := make(chan DevInfo, 1)
 	opts.Ready = func(i DevInfo) { ready <- i }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -116,31 +122,52 @@ func TestDevOnTheLocalServer(t *testing.T) {
 		url, want = pg.AdminURL, pgcluster.SourceURL
 	}
 
+	var banner bytes.Buffer
+	opts.Out = &banner
 	info, stop := runDev(t, opts, url)
 	require.Equal(t, want, info.PGSource)
 	checkUp(t, info, dataDir)
+	// A server dev does not own: PITR is off, and the banner says why.
+	require.Contains(t, info.PITROff, "which dev does not own")
+	require.Contains(t, banner.String(), "PITR         off: PostgreSQL is ")
 	require.NoError(t, stop())
+	opts.Out = nil
 
 	info, stop = runDev(t, opts, url)
 	checkUp(t, info, dataDir)
 	require.NoError(t, stop())
 }
 
-// TestDevWithoutAServer: nothing on the probe address, no DATABASE_URL: dev starts a
-// throwaway cluster under its data directory, and stops it on the way out.
-func TestDevWithoutAServer(t *testing.T) {
+// noServer is a data directory under the shared temporary directory (a throwaway cluster's
+// user reaches it) and an address where no PostgreSQL listens.
+func noServer(t *testing.T) (dataDir, closed string) {
+	t.Helper()
 	dataDir, err := os.MkdirTemp("", "devtest-")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	closed := l.Addr().String()
+	closed = l.Addr().String()
 	require.NoError(t, l.Close())
+	return dataDir, closed
+}
 
-	info, stop := runDev(t, DevOptions{DataDir: dataDir, PGProbeAddr: closed}, "")
+// TestDevWithoutAServer: nothing on the probe address, no DATABASE_URL: dev starts a
+// throwaway cluster under its data directory, and stops it on the way out.
+func TestDevWithoutAServer(t *testing.T) {
+	dataDir, closed := noServer(t)
+
+	var banner bytes.Buffer
+	since := time.Now().Add(-time.Second)
+	info, stop := runDev(t, DevOptions{DataDir: dataDir, PGProbeAddr: closed, Out: &banner}, "")
 	require.Equal(t, pgcluster.SourceThrowaway, info.PGSource)
 	require.Equal(t, filepath.Join(dataDir, "pg"), info.ClusterDir)
 	checkUp(t, info, dataDir)
+	checkArchiving(t, info, since)
+	require.Contains(t, banner.String(), "PITR         on: pgBackRest archives")
+	pass, err := os.ReadFile(filepath.Join(dataDir, "pitr-cipher-pass"))
+	require.NoError(t, err)
+	require.NotContains(t, banner.String(), strings.TrimSpace(string(pass)), "the key's file is named, the key never shown")
 	pidFile, err := os.ReadFile(filepath.Join(info.ClusterDir, "postmaster.pid"))
 	require.NoError(t, err)
 	pid, err := strconv.Atoi(strings.SplitN(string(pidFile), "\n", 2)[0])
@@ -149,4 +176,66 @@ func TestDevWithoutAServer(t *testing.T) {
 	require.NoError(t, stop())
 	require.Eventually(t, func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH }, 30*time.Second, 50*time.Millisecond,
 		"no postgres is left behind")
+
+	// A restart keeps the key (the repository it made stays readable) and archives again.
+	since = time.Now().Add(-time.Second)
+	info, stop = runDev(t, DevOptions{DataDir: dataDir, PGProbeAddr: closed}, "")
+	again, err := os.ReadFile(filepath.Join(dataDir, "pitr-cipher-pass"))
+	require.NoError(t, err)
+	require.Equal(t, pass, again)
+	checkArchiving(t, info, since)
+	require.NoError(t, stop())
+}
+
+// checkArchiving: dev's throwaway cluster archives its WAL with pgBackRest (archive_mode and
+// archive_command set by dev), the stanza's first full backup lands in the repository, and
+// the API's /metrics shows the archiver and that backup.
+func checkArchiving(t *testing.T, info DevInfo, since time.Time) {
+	t.Helper()
+	require.Empty(t, info.PITROff, "PITR is on with dev's own cluster")
+	ctx := context.Background()
+	app, err := db.Open(ctx, info.DatabaseURL)
+	require.NoError(t, err)
+	defer app.Close()
+	var mode, command string
+	var last time.Time
+	require.NoError(t, app.QueryRow(ctx, `SELECT current_setting('archive_mode'), current_setting('archive_command'), coalesce(last_archived_time, '-infinity') FROM pg_stat_archiver`).
+		Scan(&mode, &command, &last))
+	require.Equal(t, "on", mode)
+	require.Contains(t, command, "archive-push %p")
+	require.True(t, last.After(since), "the stanza check at start archived a segment (last %s, start %s)", last, since)
+	addr := strings.TrimPrefix(info.APIURL, "http://")
+	v, ok := scrape(t, addr, "orchestrator_pitr_archiving")
+	require.True(t, ok, "the pitr worker watches the archiver")
+	require.Equal(t, 1.0, v)
+	lag, ok := scrape(t, addr, "orchestrator_pitr_archive_lag_seconds")
+	require.True(t, ok)
+	require.Less(t, lag, 300.0)
+	require.Eventually(t, func() bool {
+		v, ok := scrape(t, addr, `orchestrator_pitr_backup_last_success_timestamp_seconds{kind="full"}`)
+		return ok && v > 0
+	}, 3*time.Minute, time.Second, "the first full physical backup is made and observed")
+}
+
+// TestDevPITROffWithoutPgbackrest: on a machine without pgbackrest dev still starts its
+// throwaway cluster (not archiving) and says why PITR is off.
+func TestDevPITROffWithoutPgbackrest(t *testing.T) {
+	dataDir, closed := noServer(t)
+
+	var banner bytes.Buffer
+	info, stop := runDev(t, DevOptions{DataDir: dataDir, PGProbeAddr: closed, Out: &banner}, "", func(cfg *config.Config) {
+		cfg.PITR.Overrides = map[string]string{"PITR_PGBACKREST": "pgbackrest-not-installed"}
+	})
+	defer func() { require.NoError(t, stop()) }()
+	require.Equal(t, pgcluster.SourceThrowaway, info.PGSource)
+	checkUp(t, info, dataDir)
+	require.Equal(t, "pgbackrest-not-installed is not installed (Debian: apt-get install pgbackrest)", info.PITROff)
+	require.Contains(t, banner.String(), "PITR         off: pgbackrest-not-installed is not installed")
+	app, err := db.Open(context.Background(), info.DatabaseURL)
+	require.NoError(t, err)
+	defer app.Close()
+	var mode string
+	require.NoError(t, app.QueryRow(context.Background(), `SHOW archive_mode`).Scan(&mode))
+	require.Equal(t, "off", mode)
+	require.NoFileExists(t, filepath.Join(dataDir, "pitr-cipher-pass"))
 }
