@@ -53,7 +53,7 @@ func start(addr, dir string, tlsConfig *tls.Config) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("object store: %w", err)
 		}
-		backend = b
+		backend = fileBackend{b}
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -108,4 +108,19 @@ func (s *Server) Close() error {
 		}
 	}
 	return err
+}
+
+// fileBackend is the file-backed store, answering as S3 does where s3afero does not: a
+// listing under a prefix no object has yet (a directory that does not exist) is an empty list,
+// not NoSuchBucket. pgBackRest lists such prefixes before it writes its first files.
+type fileBackend struct{ *s3afero.MultiBucketBackend }
+
+func (b fileBackend) ListBucket(bucket string, prefix *gofakes3.Prefix, page gofakes3.ListBucketPage) (*gofakes3.ObjectList, error) {
+	list, err := b.MultiBucketBackend.ListBucket(bucket, prefix, page)
+	if gofakes3.HasErrorCode(err, gofakes3.ErrNoSuchBucket) {
+		if exists, existsErr := b.BucketExists(bucket); existsErr == nil && exists {
+			return gofakes3.NewObjectList(), nil
+		}
+	}
+	return list, err
 }
