@@ -443,11 +443,11 @@ func checkComposePITR(ctx context.Context, t *testing.T, admin *pgxpool.Pool, te
 	tc, err := client.Dial(client.Options{HostPort: temporal})
 	require.NoError(t, err)
 	defer tc.Close()
-	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "compose-pitr-full", TaskQueue: workflows.PITRTaskQueue},
+	wf, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "compose-pitr-full", TaskQueue: workflows.PITRTaskQueue},
 		workflows.PhysicalBackupWorkflow, workflows.PhysicalBackupInput{Kind: "full"})
 	require.NoError(t, err)
 	var res workflows.PhysicalBackupResult
-	require.NoError(t, run.Get(ctx, &res), "pitr-worker: %s", pitrProc.Output())
+	require.NoError(t, wf.Get(ctx, &res), "pitr-worker: %s", pitrProc.Output())
 	require.Equal(t, "full", res.Backup.Kind)
 
 	code, out, stderr := run(t, pitrEnv, "backup", "list")
