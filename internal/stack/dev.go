@@ -227,6 +227,9 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 	if err := appendDevEnv(envFile, cfg); err != nil {
 		return err
 	}
+	if err := pitrDev.appendEnv(envFile); err != nil {
+		return err
+	}
 	if err := appendDemoSignIns(ctx, envFile, pool, dataset, cfg, opts.DataDir); err != nil {
 		return err
 	}
@@ -308,17 +311,19 @@ func WriteDemoEnv(path string, d *demo.Dataset, secret []byte) error {
 // forecast, treasury verify) work after one `source .data/demo.env`, whichever PostgreSQL the
 // stack picked.
 func appendDevEnv(path string, cfg *config.Config) error {
-	q := func(v string) string { return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'" }
 	block := "\n# The dev stack, for the CLI\n" +
-		"export DATABASE_URL=" + q(cfg.DatabaseURL) + "\n" +
-		"export TREASURY_DATABASE_URL=" + q(cfg.Treasury.DatabaseURL) + "\n" +
-		"export MIGRATE_DATABASE_URL=" + q(cfg.Database.MigrateURL) + "\n" +
-		"export BACKUP_DATABASE_URL=" + q(cfg.Backup.DatabaseURL) + "\n" +
-		"export TEMPORAL_ADDRESS=" + q(cfg.TemporalAddress) + "\n" +
-		"export S3_ENDPOINT=" + q(cfg.S3.Endpoint) + "\n" +
-		"export S3_BUCKET=" + q(cfg.S3.Bucket) + "\n"
+		"export DATABASE_URL=" + shellQuote(cfg.DatabaseURL) + "\n" +
+		"export TREASURY_DATABASE_URL=" + shellQuote(cfg.Treasury.DatabaseURL) + "\n" +
+		"export MIGRATE_DATABASE_URL=" + shellQuote(cfg.Database.MigrateURL) + "\n" +
+		"export BACKUP_DATABASE_URL=" + shellQuote(cfg.Backup.DatabaseURL) + "\n" +
+		"export TEMPORAL_ADDRESS=" + shellQuote(cfg.TemporalAddress) + "\n" +
+		"export S3_ENDPOINT=" + shellQuote(cfg.S3.Endpoint) + "\n" +
+		"export S3_BUCKET=" + shellQuote(cfg.S3.Bucket) + "\n"
 	return appendEnvFile(path, block)
 }
+
+// shellQuote quotes v for a POSIX shell.
+func shellQuote(v string) string { return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'" }
 
 // devSecret reads a generated secret from path, creating it (0600) on first use.
 func devSecret(path string) ([]byte, error) {

@@ -196,3 +196,27 @@ func (p *devPITR) banner(dataDir string) string {
 	return fmt.Sprintf("PITR         on: pgBackRest archives the cluster's WAL into %s (prefix pgbackrest/, key %s)",
 		p.Endpoint, filepath.Join(dataDir, "pitr-cipher-pass"))
 }
+
+// appendEnv adds pgBackRest's settings to the tour's env file (0600) when PITR is on, so that
+// `orchestrator backup list` and `orchestrator restore --pitr` reach the repository after one
+// `source .data/demo.env`: the HTTPS endpoint (PITR_S3_ENDPOINT, beside the application's plain
+// one), its CA, the key's file, the cluster's password, and a configuration directory of the
+// CLI's own (the running cluster's archive_command reads the worker's).
+func (p *devPITR) appendEnv(path string) error {
+	if p.Off != "" {
+		return nil
+	}
+	cipherFile, err := filepath.Abs(p.CipherFile)
+	if err != nil {
+		return err
+	}
+	block := "\n# Point-in-time recovery (pgBackRest) of the dev cluster, for the CLI\n"
+	for _, kv := range [][2]string{
+		{"PITR_CIPHER_PASS_FILE", cipherFile}, {"PITR_S3_ENDPOINT", p.Endpoint}, {"PITR_S3_CA_FILE", p.env["PITR_S3_CA_FILE"]},
+		{"PITR_DIR", p.env["PITR_DIR"] + "-cli"}, {"PITR_PG_PASSWORD", p.env["PITR_PG_PASSWORD"]},
+		{"AWS_ACCESS_KEY_ID", p.env["AWS_ACCESS_KEY_ID"]}, {"AWS_SECRET_ACCESS_KEY", p.env["AWS_SECRET_ACCESS_KEY"]},
+	} {
+		block += "export " + kv[0] + "=" + shellQuote(kv[1]) + "\n"
+	}
+	return appendEnvFile(path, block)
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/creatorvault/orchestrator/internal/config"
 	"github.com/creatorvault/orchestrator/internal/pgcluster"
 	"github.com/creatorvault/orchestrator/internal/testharness"
+	"github.com/creatorvault/orchestrator/pitr"
 )
 
 func TestMain(m *testing.M) { testharness.Main(m) }
@@ -92,12 +93,7 @@ func checkUp(t *testing.T, info DevInfo, dataDir string) {
 	require.Contains(t, info.DatabaseURL, "://"+db.AppRole)
 	require.Contains(t, string(env), "export TREASURY_DATABASE_URL=")
 	// The tour signs in as Gabe with the demo password (README "Five-minute tour").
-	vars := map[string]string{}
-	for _, line := range strings.Split(string(env), "\n") {
-		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok && strings.HasPrefix(line, "export ") {
-			vars[k], _, _ = strings.Cut(v, "  #")
-		}
-	}
+	vars := demoEnv(t, dataDir)
 	require.Equal(t, "gold@demo.example", vars["GOLD_EMAIL"])
 	require.NotEmpty(t, vars["DEMO_PASSWORD"])
 	login := fmt.Sprintf(`{"email":%q,"password":%q}`, vars["GOLD_EMAIL"], vars["DEMO_PASSWORD"])
@@ -163,7 +159,7 @@ func TestDevWithoutAServer(t *testing.T) {
 	require.Equal(t, pgcluster.SourceThrowaway, info.PGSource)
 	require.Equal(t, filepath.Join(dataDir, "pg"), info.ClusterDir)
 	checkUp(t, info, dataDir)
-	checkArchiving(t, info, since)
+	checkArchiving(t, info, dataDir, since)
 	require.Contains(t, banner.String(), "PITR         on: pgBackRest archives")
 	pass, err := os.ReadFile(filepath.Join(dataDir, "pitr-cipher-pass"))
 	require.NoError(t, err)
@@ -183,14 +179,14 @@ func TestDevWithoutAServer(t *testing.T) {
 	again, err := os.ReadFile(filepath.Join(dataDir, "pitr-cipher-pass"))
 	require.NoError(t, err)
 	require.Equal(t, pass, again)
-	checkArchiving(t, info, since)
+	checkArchiving(t, info, dataDir, since)
 	require.NoError(t, stop())
 }
 
 // checkArchiving: dev's throwaway cluster archives its WAL with pgBackRest (archive_mode and
 // archive_command set by dev), the stanza's first full backup lands in the repository, and
 // the API's /metrics shows the archiver and that backup.
-func checkArchiving(t *testing.T, info DevInfo, since time.Time) {
+func checkArchiving(t *testing.T, info DevInfo, dataDir string, since time.Time) {
 	t.Helper()
 	require.Empty(t, info.PITROff, "PITR is on with dev's own cluster")
 	ctx := context.Background()
@@ -215,6 +211,35 @@ func checkArchiving(t *testing.T, info DevInfo, since time.Time) {
 		v, ok := scrape(t, addr, `orchestrator_pitr_backup_last_success_timestamp_seconds{kind="full"}`)
 		return ok && v > 0
 	}, 3*time.Minute, time.Second, "the first full physical backup is made and observed")
+
+	// demo.env gives the CLI the repository: its settings read the catalog with that backup.
+	env := demoEnv(t, dataDir)
+	cfg, err := pitr.LoadConfig(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	require.NoError(t, err)
+	e, err := pitr.New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, e.WriteConfig())
+	catalog, err := e.Info(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, catalog.Backup)
+}
+
+// demoEnv is demo.env's exports, unquoted.
+func demoEnv(t *testing.T, dataDir string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "demo.env"))
+	require.NoError(t, err)
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok && strings.HasPrefix(line, "export ") {
+			v, _, _ = strings.Cut(v, "  #")
+			if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+				v = strings.ReplaceAll(v[1:len(v)-1], `'\''`, "'")
+			}
+			vars[k] = v
+		}
+	}
+	return vars
 }
 
 // TestDevPITROffWithoutPgbackrest: on a machine without pgbackrest dev still starts its
