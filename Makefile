@@ -30,8 +30,8 @@ bench: ## Benchmarks and load runs; each prints a table
 
 FUZZTIME ?= 30s
 fuzz: ## Fuzz the API's request decoders (FUZZTIME each; the seed corpora also run in make test)
-	$(GO) test -run '^$$' -fuzz '^FuzzCommentRequest$$' -fuzztime $(FUZZTIME) ./api/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessageRequest$$' -fuzztime $(FUZZTIME) ./api/
+	$(GO) test -run '^$$' -fuzz '^FuzzCommentRequest$$' -fuzztime $(FUZZTIME) ./api/fuzz/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessageRequest$$' -fuzztime $(FUZZTIME) ./api/fuzz/
 
 clean:
 	rm -rf bin

@@ -134,7 +134,8 @@ func toMessageJSON(m db.Message) messageJSON {
 	return out
 }
 
-type messageRequest struct {
+// MessageRequest is the body of POST /api/v1/messages and of a WebSocket send.
+type MessageRequest struct {
 	RecipientID      string `json:"recipient_id"`
 	EncryptedContent string `json:"encrypted_content"`
 	Nonce            string `json:"nonce"`
@@ -151,8 +152,9 @@ type failure struct {
 
 func (f *failure) Error() string { return f.Message }
 
-// parseMessageRequest checks a message request's fields without touching the database.
-func parseMessageRequest(req messageRequest) (uuid.UUID, []byte, []byte, *failure) {
+// ParseMessageRequest checks a message request's fields without touching the database (the
+// handler's first step, and what the decoder fuzzers in api/fuzz check).
+func ParseMessageRequest(req MessageRequest) (uuid.UUID, []byte, []byte, *failure) {
 	bad := func(code, msg string) *failure {
 		return &failure{Status: http.StatusBadRequest, Code: code, Message: msg}
 	}
@@ -183,8 +185,8 @@ func parseMessageRequest(req messageRequest) (uuid.UUID, []byte, []byte, *failur
 // sendMessage is the one delivery path of a direct message, for REST and the WebSocket:
 // validation, then the rate limit, the tier rule, the insert, the NOTIFY to every instance's
 // hub and the access-log row in one statement (one round trip; all or nothing).
-func (s *Server) sendMessage(c *gin.Context, p Principal, req messageRequest) (db.Message, *failure) {
-	to, ct, nonce, f := parseMessageRequest(req)
+func (s *Server) sendMessage(c *gin.Context, p Principal, req MessageRequest) (db.Message, *failure) {
+	to, ct, nonce, f := ParseMessageRequest(req)
 	if f != nil {
 		return db.Message{}, f
 	}
@@ -235,7 +237,7 @@ func respondFailure(c *gin.Context, f *failure) {
 // postMessage sends a direct message.
 func (s *Server) postMessage(c *gin.Context) {
 	p := principal(c)
-	var req messageRequest
+	var req MessageRequest
 	if !decodeJSON(c, &req) {
 		return
 	}

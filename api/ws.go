@@ -704,7 +704,7 @@ func (c *wsConn) handleFrame(gc *gin.Context, s *Server, data []byte) {
 			c.fail("missing_field", "client_id is required", "")
 			return
 		}
-		m, fl := s.sendMessage(gc, c.user, messageRequest{RecipientID: f.RecipientID, EncryptedContent: f.EncryptedContent, Nonce: f.Nonce})
+		m, fl := s.sendMessage(gc, c.user, MessageRequest{RecipientID: f.RecipientID, EncryptedContent: f.EncryptedContent, Nonce: f.Nonce})
 		if fl != nil {
 			c.fail(fl.Code, fl.Message, f.ClientID)
 			return
