@@ -7,10 +7,13 @@ COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/orchestrator ./cmd/orchestrator
 
 FROM debian:bookworm-slim
-# pg_dump and pg_restore of the server's major version (PostgreSQL 15) for backups and drills.
+# pg_dump and pg_restore of the server's major version (PostgreSQL 15) for backups and drills;
+# pgBackRest for the pitr worker (physical backups), which runs as postgres's user 999 and
+# writes the repository's configuration into /var/lib/orchestrator/pgbackrest.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends postgresql-client-15 ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get install -y --no-install-recommends postgresql-client-15 pgbackrest ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && install -d -o 999 -g 999 -m 0700 /var/lib/orchestrator/pgbackrest
 COPY --from=build /out/orchestrator /orchestrator
 USER 65532:65532
 ENTRYPOINT ["/orchestrator"]

@@ -65,12 +65,14 @@ func (a *PITR) Backup(ctx context.Context, kind string) (PhysicalBackupRunResult
 	err = e.Backup(ctx, pitr.Kind(kind))
 	stop()
 	if err != nil {
+		pitr.ObserveBackupFailure(pitr.Kind(kind))
 		return PhysicalBackupRunResult{}, err
 	}
 	info, err := e.Info(ctx)
 	if err != nil {
 		return PhysicalBackupRunResult{}, err
 	}
+	pitr.ObserveInfo(info)
 	bs := info.Sorted()
 	if len(bs) == 0 {
 		return PhysicalBackupRunResult{}, errors.New("pitr: the backup is not in the repository's catalog")

@@ -47,8 +47,9 @@ type Config struct {
 	// pgBackRest in its environment, never written to the configuration.
 	PGPassword string
 
-	// S3: the bucket and endpoint of the logical backups (S3_BUCKET, S3_ENDPOINT, AWS_REGION).
-	// pgBackRest speaks S3 only over TLS, so an endpoint must be https.
+	// S3: the bucket and endpoint of the logical backups (S3_BUCKET, S3_ENDPOINT, AWS_REGION;
+	// PITR_S3_ENDPOINT overrides the endpoint for pgBackRest). pgBackRest speaks S3 only over
+	// TLS, so an endpoint must be https.
 	S3Bucket, S3Region string
 	S3Host             string
 	S3Port             int
@@ -130,7 +131,9 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		}
 		c.CipherPass = strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
 	}
-	if endpoint := get("S3_ENDPOINT", ""); endpoint != "" {
+	// PITR_S3_ENDPOINT, when set, is pgBackRest's alone: where the application reaches the same
+	// store over plain HTTP (dev) and pgBackRest needs HTTPS.
+	if endpoint := get("PITR_S3_ENDPOINT", get("S3_ENDPOINT", "")); endpoint != "" {
 		if c.S3Host, c.S3Port, err = splitEndpoint(endpoint); err != nil {
 			return Config{}, err
 		}

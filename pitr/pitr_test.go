@@ -152,6 +152,12 @@ func TestLoadConfig(t *testing.T) {
 	env["S3_ENDPOINT"] = "http://minio:9000"
 	_, err = pitr.LoadConfig(lookup(env))
 	require.ErrorContains(t, err, "only over TLS")
+	env["PITR_S3_ENDPOINT"] = "https://localhost:9443" // pgBackRest's own endpoint wins
+	c, err = pitr.LoadConfig(lookup(env))
+	require.NoError(t, err)
+	require.Equal(t, "localhost", c.S3Host)
+	require.Equal(t, 9443, c.S3Port)
+	delete(env, "PITR_S3_ENDPOINT")
 
 	env["S3_ENDPOINT"] = "https://minio:9000"
 	env["PITR_CIPHER_PASS"] = "x\nrepo1-cipher-type=none"

@@ -21,9 +21,16 @@ func pitrQueues() []queue {
 	return []queue{{name: workflows.PITRTaskQueue, options: worker.Options{MaxConcurrentActivityExecutionSize: 1}, register: registerPITR}}
 }
 
-func registerPITR(_ context.Context, w worker.Registry, d Deps) (func(), error) {
+// pitrInfoEvery is how often the worker reads the repository's catalog for the metrics.
+const pitrInfoEvery = 10 * time.Minute
+
+func registerPITR(ctx context.Context, w worker.Registry, d Deps) (func(), error) {
 	a := &activities.PITR{HeartbeatEvery: 30 * time.Second}
-	cfg, err := pitr.LoadConfig(os.LookupEnv)
+	lookup := os.LookupEnv
+	if d.Config != nil {
+		lookup = d.Config.PITR.Lookup(os.LookupEnv)
+	}
+	cfg, err := pitr.LoadConfig(lookup)
 	switch {
 	case errors.Is(err, pitr.ErrNoCipherPass):
 		d.Logger.Warn("pitr: PITR_CIPHER_PASS is not set: point-in-time recovery is off, physical backups fail until it is")
@@ -39,7 +46,33 @@ func registerPITR(_ context.Context, w worker.Registry, d Deps) (func(), error) 
 	}
 	w.RegisterWorkflowWithOptions(workflows.PhysicalBackupWorkflow, workflow.RegisterOptions{Name: "PhysicalBackupWorkflow"})
 	w.RegisterActivityWithOptions(a, activity.RegisterOptions{})
-	return nil, nil
+	if a.Engine == nil {
+		return nil, nil
+	}
+	// Watched: the archiver of DATABASE_URL's server (the cluster this worker runs beside) at
+	// every scrape, and the repository's catalog every few minutes.
+	var stopArchive func()
+	if d.Pool != nil {
+		stopArchive = pitr.WatchArchive(d.Pool)
+	}
+	// The stanza is made at start, not first at the next scheduled backup: until it exists
+	// every archive-push fails and the server keeps its WAL. Before the worker takes tasks, as
+	// stanza-create locks the stanza against the workflow's own.
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if err := a.Engine.StanzaCreate(sctx); err != nil && ctx.Err() == nil {
+		d.Logger.Warn("pitr: stanza-create at start failed; archiving fails until it succeeds (PhysicalBackupWorkflow retries it)", "error", err)
+	}
+	cancel()
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); a.Engine.WatchInfo(wctx, pitrInfoEvery, d.Logger) }()
+	return func() {
+		stop()
+		<-done
+		if stopArchive != nil {
+			stopArchive()
+		}
+	}, nil
 }
 
 // pitrSchedules are the weekly full and daily differential physical backups, when PITR is on.

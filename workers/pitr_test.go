@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/creatorvault/orchestrator/db"
 	"github.com/creatorvault/orchestrator/internal/config"
 	"github.com/creatorvault/orchestrator/internal/testharness"
 	"github.com/creatorvault/orchestrator/pitr/pitrtest"
@@ -53,7 +54,10 @@ func TestPhysicalBackupWorkflowAndSchedules(t *testing.T) {
 		require.NoError(t, c.ScheduleClient().GetHandle(ctx, id).Delete(ctx))
 	}
 
-	deps := Deps{Client: c, Config: cfg, Logger: testharness.Logger(t)}
+	app, err := db.Open(ctx, f.Roles.App)
+	require.NoError(t, err)
+	defer app.Close()
+	deps := Deps{Client: c, Config: cfg, Logger: testharness.Logger(t), Pool: app}
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- Run(wctx, deps, []string{workflows.PITRTaskQueue}) }()
@@ -68,5 +72,11 @@ func TestPhysicalBackupWorkflowAndSchedules(t *testing.T) {
 	require.Equal(t, 2, res.Backup.Backups)
 	require.True(t, res.Expired)
 	require.Positive(t, res.Backup.RepoBytes)
+	// Watched: the worker reports the backup it made and the archiver of DATABASE_URL's server.
+	require.Equal(t, float64(res.Backup.Stopped.Unix()),
+		metricValue(t, "orchestrator_pitr_backup_last_success_timestamp_seconds", map[string]string{"kind": "diff"}))
+	require.Positive(t, metricValue(t, "orchestrator_pitr_backup_last_success_timestamp_seconds", map[string]string{"kind": "full"}))
+	require.Equal(t, 1.0, metricValue(t, "orchestrator_pitr_archiving", nil))
+	require.Positive(t, metricValue(t, "orchestrator_pitr_archived_files_total", nil))
 	testharness.WriteHistory(t, c, "pitr-diff-"+t.Name(), "pitr_backup_history.json")
 }

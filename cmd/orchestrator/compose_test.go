@@ -17,8 +17,10 @@ import (
 
 	"filippo.io/age"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stellar/go-stellar-sdk/keypair"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/creatorvault/orchestrator/api"
@@ -26,6 +28,7 @@ import (
 	"github.com/creatorvault/orchestrator/internal/pgcluster"
 	"github.com/creatorvault/orchestrator/internal/s3server"
 	"github.com/creatorvault/orchestrator/internal/testharness"
+	"github.com/creatorvault/orchestrator/workflows"
 )
 
 // composeService is what the replay reads of a service in docker-compose.yml.
@@ -86,9 +89,30 @@ func TestComposeStackReplay(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join("..", "..", "docker-compose.yml"))
 	require.NoError(t, err)
 
-	// A fresh cluster: the postgres container's first start.
-	dir := t.TempDir()
-	cluster, err := pgcluster.StartCluster(ctx, filepath.Join(dir, "pg"), pgcluster.ClusterOptions{Ephemeral: true})
+	// A fresh cluster: the postgres container's first start, with the service's command-line
+	// settings (WAL archiving with pgBackRest), its container paths mapped to directories here.
+	// (Under a directory the cluster's user can reach: archive_command reads pgBackRest's
+	// configuration and the store's CA as that user.)
+	dir, err := os.MkdirTemp("", "compose-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	require.NoError(t, os.Chmod(dir, 0o755))
+	paths := map[string]string{
+		"/var/lib/orchestrator/pgbackrest": filepath.Join(dir, "pgbackrest"),
+		"/var/lib/postgresql/data":         filepath.Join(dir, "pg"),
+		"/var/run/postgresql":              filepath.Join(dir, "sock"),
+	}
+	mapPaths := func(v string) string {
+		for from, to := range paths {
+			v = strings.ReplaceAll(v, from, to)
+		}
+		return v
+	}
+	require.NoError(t, os.MkdirAll(paths["/var/run/postgresql"], 0o755))
+	require.NoError(t, pgcluster.GiveToOwner(paths["/var/run/postgresql"]))
+	settings := []string{"unix_socket_directories=" + paths["/var/run/postgresql"]} // the image's default
+	settings = append(settings, postgresSettings(t, raw, mapPaths)...)
+	cluster, err := pgcluster.StartCluster(ctx, filepath.Join(dir, "pg"), pgcluster.ClusterOptions{Ephemeral: true, Settings: settings})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cluster.Stop() })
 	superURL, err := url.Parse(cluster.URL("postgres"))
@@ -159,26 +183,36 @@ func TestComposeStackReplay(t *testing.T) {
 		return out
 	}
 
-	// The outside parts: Temporal (embedded) and the object store (in-process).
+	// The outside parts: Temporal (embedded) and the object store (in-process, serving TLS
+	// as MinIO does with deploy/secrets/minio-tls; its certificate is the minio_ca secret).
 	temporal := testharness.TemporalAddr(t)
-	s3, err := s3server.Start("127.0.0.1:0", "")
+	cert, caFile, err := s3server.LocalCert(filepath.Join(dir, "tls"), time.Hour)
+	require.NoError(t, err)
+	s3, err := s3server.StartTLS("127.0.0.1:0", "", cert)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s3.Close() })
+	s3URL, err := url.Parse(s3.URL())
+	require.NoError(t, err)
+	caPEM, err := os.ReadFile(caFile)
+	require.NoError(t, err)
 
-	// File secrets: ./deploy/secrets as the README makes them.
-	secrets := t.TempDir()
+	// File secrets: ./deploy/secrets as the README makes them (the cluster's user reads the CA).
+	secrets := filepath.Join(dir, "secrets")
+	require.NoError(t, os.Mkdir(secrets, 0o711))
+	require.NoError(t, os.WriteFile(filepath.Join(secrets, "minio_ca"), caPEM, 0o644))
 	jwtSecret := hexID(32)
 	id, err := age.GenerateX25519Identity()
 	require.NoError(t, err)
 	for name, body := range map[string]string{
 		"jwt_secret": jwtSecret + "\n", "backup_identity": id.String() + "\n", "backup_recipients": id.Recipient().String() + "\n",
-		"treasury_channels": keypair.MustRandom().Seed() + "\n",
+		"treasury_channels": keypair.MustRandom().Seed() + "\n", "pitr_cipher_pass": hexID(32) + "\n",
 	} {
 		require.NoError(t, os.WriteFile(filepath.Join(secrets, name), []byte(body), 0o600))
 	}
 
 	// Hosts of the compose network mapped to loopback; listeners on free ports.
-	hosts := map[string]string{"postgres:5432": pgAddr, "postgres-drill:5432": drillURL.Host, "temporal:7233": temporal, "http://minio:9000": s3.URL()}
+	hosts := map[string]string{"postgres:5432": pgAddr, "postgres-drill:5432": drillURL.Host, "temporal:7233": temporal,
+		"https://minio:9000": "https://localhost:" + s3URL.Port()}
 	envOf := func(name string) []string {
 		s := svc(name)
 		var env []string
@@ -192,7 +226,7 @@ func TestComposeStackReplay(t *testing.T) {
 			if strings.HasPrefix(v, "/run/secrets/") {
 				v = filepath.Join(secrets, strings.TrimPrefix(v, "/run/secrets/"))
 			}
-			env = append(env, k+"="+v)
+			env = append(env, k+"="+mapPaths(v))
 		}
 		for _, sec := range s.Secrets {
 			require.FileExists(t, filepath.Join(secrets, sec))
@@ -264,19 +298,24 @@ func TestComposeStackReplay(t *testing.T) {
 	require.Contains(t, get(migrateEnv, "MIGRATE_DATABASE_URL"), "://"+db.OwnerRole+":", "migrate runs as the owner")
 
 	// 4. worker, drill-worker, api.
-	workerEnv, drillEnv, apiEnv := envOf("worker"), envOf("drill-worker"), envOf("api")
-	for _, env := range [][]string{workerEnv, drillEnv, apiEnv} {
+	workerEnv, drillEnv, apiEnv, pitrEnv := envOf("worker"), envOf("drill-worker"), envOf("api"), envOf("pitr-worker")
+	// The image's socket trusts local connections; this cluster asks for the password, and
+	// listens on a port of its own.
+	pitrEnv = append(pitrEnv, "PITR_PG_PASSWORD="+superPW, "PITR_PG_PORT="+superURL.Port())
+	for _, env := range [][]string{workerEnv, drillEnv, apiEnv, pitrEnv} {
 		require.Contains(t, get(env, "DATABASE_URL"), "://"+db.AppRole+":", "services run as the runtime role")
 	}
 	// The compose network's address of Temporal is the embedded server's here.
 	require.Equal(t, temporal, get(workerEnv, "TEMPORAL_ADDRESS"))
 	worker := start(t, workerEnv, command("worker")...)
 	drill := start(t, drillEnv, command("drill-worker")...)
+	pitrProc := start(t, pitrEnv, command("pitr-worker")...)
 	apiProc := start(t, apiEnv, command("api")...)
 	base := "http://" + get(apiEnv, "HTTP_ADDR")
 	apiProc.waitHTTP(t, base+"/ready", http.StatusOK, time.Minute)
 	worker.waitHTTP(t, "http://"+get(workerEnv, "METRICS_ADDR")+"/health", http.StatusOK, time.Minute)
 	drill.waitHTTP(t, "http://"+get(drillEnv, "METRICS_ADDR")+"/health", http.StatusOK, time.Minute)
+	pitrProc.waitHTTP(t, "http://"+get(pitrEnv, "METRICS_ADDR")+"/health", http.StatusOK, time.Minute)
 
 	call := func(method, path string, role api.Role, body any) (int, []byte) {
 		tok, err := api.IssueToken([]byte(jwtSecret), uuid.New(), role, time.Hour, time.Now())
@@ -342,9 +381,76 @@ func TestComposeStackReplay(t *testing.T) {
 	var member bool
 	require.NoError(t, admin.QueryRow(ctx, `SELECT pg_has_role('orchestrator_app', 'orchestrator_treasury', 'MEMBER')`).Scan(&member))
 	require.False(t, member)
-	for _, p := range []*proc{worker, drill, apiProc} {
+	// Point-in-time recovery: the server archives into the repository pitr-worker configured
+	// (the stanza it made at start), a full physical backup runs on the pitr queue, and
+	// `backup list` with pitr-worker's settings shows it.
+	checkComposePITR(ctx, t, admin, temporal, pitrProc, pitrEnv, get(pitrEnv, "METRICS_ADDR"))
+	for _, p := range []*proc{worker, drill, apiProc, pitrProc} {
 		require.False(t, p.exited(), "still running: %s", p.Output())
 		require.NotContains(t, p.Output(), vars["APP_DB_PASSWORD"], "no secret in the logs")
 	}
+	pass, err := os.ReadFile(filepath.Join(secrets, "pitr_cipher_pass"))
+	require.NoError(t, err)
+	require.NotContains(t, pitrProc.Output(), strings.TrimSpace(string(pass)), "no secret in the logs")
 	t.Logf("replayed %d services", len(compose.Services))
+}
+
+// postgresSettings are the `-c name=value` settings of the postgres service's command, with
+// container paths mapped.
+func postgresSettings(t *testing.T, raw []byte, mapPaths func(string) string) []string {
+	t.Helper()
+	var compose struct {
+		Services map[string]composeService `json:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &compose))
+	list, ok := compose.Services["postgres"].Command.([]any)
+	require.True(t, ok, "the postgres service's command is a list")
+	var out []string
+	for i := 0; i+1 < len(list); i++ {
+		if fmt.Sprint(list[i]) == "-c" {
+			out = append(out, mapPaths(fmt.Sprint(list[i+1])))
+		}
+	}
+	joined := strings.Join(out, " ")
+	for _, want := range []string{"archive_mode=on", "wal_level=replica", "archive-push %p"} {
+		require.Contains(t, joined, want, "the compose PostgreSQL archives its WAL")
+	}
+	return out
+}
+
+// checkComposePITR: WAL switched on the compose PostgreSQL reaches the repository, pitr-worker's
+// /metrics shows the archiver, a full PhysicalBackupWorkflow succeeds on the pitr queue, and
+// `orchestrator backup list` lists it as physical.
+func checkComposePITR(ctx context.Context, t *testing.T, admin *pgxpool.Pool, temporal string, pitrProc *proc, pitrEnv []string, metricsAddr string) {
+	t.Helper()
+	var before int64
+	require.NoError(t, admin.QueryRow(ctx, `SELECT archived_count FROM pg_stat_archiver`).Scan(&before))
+	_, err := admin.Exec(ctx, `CREATE TABLE IF NOT EXISTS compose_pitr (n int); INSERT INTO compose_pitr VALUES (1)`)
+	require.NoError(t, err)
+	_, err = admin.Exec(ctx, `SELECT pg_switch_wal()`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		var n int64
+		return admin.QueryRow(ctx, `SELECT archived_count FROM pg_stat_archiver`).Scan(&n) == nil && n > before
+	}, time.Minute, 200*time.Millisecond, "the segment is archived; pitr-worker: %s", pitrProc.Output())
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	require.NoError(t, err)
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, body.String(), "\norchestrator_pitr_archiving 1\n")
+
+	tc, err := client.Dial(client.Options{HostPort: temporal})
+	require.NoError(t, err)
+	defer tc.Close()
+	wf, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "compose-pitr-full", TaskQueue: workflows.PITRTaskQueue},
+		workflows.PhysicalBackupWorkflow, workflows.PhysicalBackupInput{Kind: "full"})
+	require.NoError(t, err)
+	var res workflows.PhysicalBackupResult
+	require.NoError(t, wf.Get(ctx, &res), "pitr-worker: %s", pitrProc.Output())
+	require.Equal(t, "full", res.Backup.Kind)
+
+	code, out, stderr := run(t, pitrEnv, "backup", "list")
+	require.Zero(t, code, "backup list: %s%s", out, stderr)
+	require.Regexp(t, `(?m)^`+regexp.QuoteMeta(res.Backup.Label)+`\s+physical\s+full\s`, out)
 }

@@ -9,6 +9,19 @@ type PITR struct {
 	// FullSchedule and DiffSchedule are the weekly full and daily differential backups' cron
 	// expressions in UTC (PITR_FULL_SCHEDULE, PITR_DIFF_SCHEDULE).
 	FullSchedule, DiffSchedule string
+	// Overrides are pgBackRest settings (PITR_*, S3_*, AWS_*) that win over the environment:
+	// `orchestrator dev` sets them for the throwaway cluster it archives.
+	Overrides map[string]string
+}
+
+// Lookup reads a setting from Overrides, else from env (os.LookupEnv).
+func (p PITR) Lookup(env func(string) (string, bool)) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		if v, ok := p.Overrides[k]; ok {
+			return v, true
+		}
+		return env(k)
+	}
 }
 
 func loadPITR(e *env) PITR {

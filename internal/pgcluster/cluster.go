@@ -68,19 +68,12 @@ func StartCluster(ctx context.Context, dir string, opts ...ClusterOptions) (*Clu
 	if _, err := os.Stat(postgres); err != nil {
 		return nil, fmt.Errorf("postgres binary next to %s: %w", initdb, err)
 	}
-	dir, err = filepath.Abs(dir)
-	if err != nil {
+	if dir, err = ClusterPath(dir); err != nil {
 		return nil, err
 	}
 	owner, err := clusterOwner()
 	if err != nil {
 		return nil, err
-	}
-	if owner != nil && !ancestorsReachable(filepath.Dir(dir)) {
-		// A checkout under a private home (/root is 0700) is out of the postgres user's
-		// reach: keep the cluster in the shared temporary directory instead.
-		sum := sha256.Sum256([]byte(dir))
-		dir = filepath.Join(os.TempDir(), "orchestrator-pg-"+hex.EncodeToString(sum[:6]), "pg")
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return nil, fmt.Errorf("cluster directory: %w", err)
@@ -137,6 +130,26 @@ func StartCluster(ctx context.Context, dir string, opts ...ClusterOptions) (*Clu
 		return nil, err
 	}
 	return c, nil
+}
+
+// ClusterPath is where StartCluster keeps a cluster asked for in dir: dir itself (made
+// absolute), unless this process is root and a directory above it is private (a checkout under
+// /root, which is 0700), out of the postgres user's reach; then a directory of the shared
+// temporary directory, the same for the same dir.
+func ClusterPath(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	owner, err := clusterOwner()
+	if err != nil {
+		return "", err
+	}
+	if owner != nil && !ancestorsReachable(filepath.Dir(dir)) {
+		sum := sha256.Sum256([]byte(dir))
+		dir = filepath.Join(os.TempDir(), "orchestrator-pg-"+hex.EncodeToString(sum[:6]), "pg")
+	}
+	return dir, nil
 }
 
 // URL returns the connection string of database name in this cluster.
@@ -254,6 +267,9 @@ func OwnerCanReach(dir string) bool {
 	abs, err := filepath.Abs(dir)
 	return err == nil && (o == nil || ancestorsReachable(filepath.Dir(abs)))
 }
+
+// Password is the postgres user's password.
+func (c *Cluster) Password() string { return c.password }
 
 // Exited is closed when the server process has ended.
 func (c *Cluster) Exited() <-chan struct{} { return c.exited }

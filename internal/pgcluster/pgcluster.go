@@ -41,6 +41,9 @@ type ResolveOptions struct {
 	ClusterDir string
 	// Logger reports which source was chosen and why the others were not.
 	Logger *slog.Logger
+	// ClusterSettings, if set, is called only when a throwaway cluster is about to start, for
+	// its extra settings (archiving, say); servers found are used as they are.
+	ClusterSettings func() []string
 }
 
 // Server is a reachable PostgreSQL server.
@@ -77,7 +80,11 @@ func Resolve(ctx context.Context, opts ResolveOptions) (*Server, error) {
 	if opts.ClusterDir == "" {
 		return nil, errors.New("no PostgreSQL server found and no directory for a throwaway cluster")
 	}
-	c, err := StartCluster(ctx, opts.ClusterDir)
+	var co ClusterOptions
+	if opts.ClusterSettings != nil {
+		co.Settings = opts.ClusterSettings()
+	}
+	c, err := StartCluster(ctx, opts.ClusterDir, co)
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +153,26 @@ func (s *Server) ClusterDir() string {
 	}
 	return s.cluster.Dir
 }
+
+// Restart stops the throwaway cluster and starts it again with opts (other settings), on a
+// new port: URLs taken before are stale. A server we did not start is not restarted.
+func (s *Server) Restart(ctx context.Context, opts ClusterOptions) error {
+	if s.cluster == nil {
+		return errors.New("pgcluster: only a throwaway cluster is restarted")
+	}
+	if err := s.cluster.Stop(); err != nil {
+		return err
+	}
+	c, err := StartCluster(ctx, s.cluster.Dir, opts)
+	if err != nil {
+		return err
+	}
+	s.cluster, s.url = c, c.URL("postgres")
+	return nil
+}
+
+// Cluster is the throwaway cluster, or nil for a server we did not start.
+func (s *Server) Cluster() *Cluster { return s.cluster }
 
 // Close stops the throwaway cluster, if this server is one.
 func (s *Server) Close() error {

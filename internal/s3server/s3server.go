@@ -3,7 +3,9 @@
 // client, with path-style addressing, region us-east-1 and static credentials.
 //
 // gofakes3 keeps multipart parts in memory and ignores x-amz-checksum-* headers: it suits
-// small objects. Streaming and checksum behaviour are tested against MinIO.
+// small objects. Streaming and checksum behaviour are tested against MinIO. Two answers are
+// made S3's here: an aws-chunked body with a trailing checksum (what the SDK sends over
+// HTTPS) is decoded, and the file-backed store lists an empty prefix as empty.
 package s3server
 
 import (
@@ -27,6 +29,8 @@ type Server struct {
 	http *http.Server
 	url  string
 	done chan error
+	// tlsDone receives the end of the TLS listener ServeTLS added, if any.
+	tlsDone chan error
 }
 
 // Start listens on addr ("127.0.0.1:0" for any free port) and serves buckets stored under
@@ -51,7 +55,7 @@ func start(addr, dir string, tlsConfig *tls.Config) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("object store: %w", err)
 		}
-		backend = b
+		backend = fileBackend{b}
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -59,7 +63,7 @@ func start(addr, dir string, tlsConfig *tls.Config) (*Server, error) {
 	}
 	faker := gofakes3.New(backend, gofakes3.WithoutVersioning(), gofakes3.WithTimeSkewLimit(0))
 	s := &Server{
-		http: &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 10 * time.Second},
+		http: &http.Server{Handler: decodeAWSChunked(faker.Server()), ReadHeaderTimeout: 10 * time.Second},
 		url:  "http://" + l.Addr().String(),
 		done: make(chan error, 1),
 	}
@@ -74,13 +78,51 @@ func start(addr, dir string, tlsConfig *tls.Config) (*Server, error) {
 // URL is the endpoint to give the S3 client (S3_ENDPOINT).
 func (s *Server) URL() string { return s.url }
 
+// ServeTLS serves the same buckets over HTTPS with cert on a second address as well (dev's
+// store: the application speaks plain HTTP on the first, pgBackRest, which speaks S3 only over
+// TLS, the second). It returns the HTTPS endpoint, named localhost (the certificate's name).
+func (s *Server) ServeTLS(addr string, cert tls.Certificate) (string, error) {
+	if s.tlsDone != nil {
+		return "", errors.New("object store: already serves TLS")
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("object store (TLS) on %s: %w", addr, err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	s.tlsDone = make(chan error, 1)
+	go func() { s.tlsDone <- s.http.Serve(l) }()
+	return fmt.Sprintf("https://localhost:%d", port), nil
+}
+
 // Close stops the server, letting requests in flight finish for a few seconds.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
-	if serveErr := <-s.done; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return serveErr
+	for _, done := range []chan error{s.done, s.tlsDone} {
+		if done == nil {
+			continue
+		}
+		if serveErr := <-done; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+			return serveErr
+		}
 	}
 	return err
+}
+
+// fileBackend is the file-backed store, answering as S3 does where s3afero does not: a
+// listing under a prefix no object has yet (a directory that does not exist) is an empty list,
+// not NoSuchBucket. pgBackRest lists such prefixes before it writes its first files.
+type fileBackend struct{ *s3afero.MultiBucketBackend }
+
+func (b fileBackend) ListBucket(bucket string, prefix *gofakes3.Prefix, page gofakes3.ListBucketPage) (*gofakes3.ObjectList, error) {
+	list, err := b.MultiBucketBackend.ListBucket(bucket, prefix, page)
+	if gofakes3.HasErrorCode(err, gofakes3.ErrNoSuchBucket) {
+		if exists, existsErr := b.BucketExists(bucket); existsErr == nil && exists {
+			return gofakes3.NewObjectList(), nil
+		}
+	}
+	return list, err
 }

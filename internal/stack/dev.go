@@ -40,6 +40,8 @@ type DevOptions struct {
 	UIPort       int
 	// S3Addr is where the in-process object store listens.
 	S3Addr string
+	// S3TLSAddr is where it also serves HTTPS, for pgBackRest (default: any free port).
+	S3TLSAddr string
 	// Out receives the banner with URLs and demo tokens.
 	Out io.Writer
 	// Database is the database used on a server dev found or started; default orchestrator.
@@ -59,6 +61,8 @@ type DevInfo struct {
 	DatabaseURL string
 	// ClusterDir is the throwaway cluster's directory, when one runs.
 	ClusterDir string
+	// PITROff is why point-in-time recovery is off ("" when dev archives its cluster's WAL).
+	PITROff string
 }
 
 // DefaultDevOptions are `make run`'s: state under ./.data, Temporal on 7233, its UI on 8233,
@@ -87,14 +91,48 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 		cfg.Auth.JWTSecret = secret
 	}
 
-	// PostgreSQL: DATABASE_URL, else the local server, else a throwaway cluster.
+	// Object store: S3_ENDPOINT, else in-process. It starts first: a throwaway cluster
+	// archives into it from its first segment.
+	s3opts := objstore.Options{}
+	var store *s3server.Server
+	if cfg.S3.Endpoint == "" {
+		if store, err = s3server.Start(opts.S3Addr, filepath.Join(opts.DataDir, "s3")); err != nil {
+			return err
+		}
+		stack.add("object store", store.Close)
+		cfg.S3.Endpoint, cfg.S3.PathStyle, cfg.S3.Region = store.URL(), true, config.DefaultAWSRegion
+		s3opts.StaticCredentials = objstore.DevCredentials()
+	}
+	s3c, err := objstore.NewClient(ctx, cfg.S3, s3opts)
+	if err != nil {
+		return err
+	}
+	if err := objstore.EnsureBucket(ctx, s3c, cfg.S3.Bucket); err != nil {
+		return err
+	}
+	tlsAddr := opts.S3TLSAddr
+	if tlsAddr == "" {
+		tlsAddr = "127.0.0.1:0"
+	}
+
+	// PostgreSQL: DATABASE_URL, else the local server, else a throwaway cluster, which
+	// archives its WAL when PITR can be on (planned only when that cluster starts).
+	var pitrDev *devPITR
 	pg, err := pgcluster.Resolve(ctx, pgcluster.ResolveOptions{
 		URL: cfg.DatabaseURL, ProbeAddr: opts.PGProbeAddr, ClusterDir: filepath.Join(opts.DataDir, "pg"), Logger: logger,
+		ClusterSettings: func() []string {
+			pitrDev = planDevPITR(cfg, opts.DataDir, tlsAddr, store)
+			return pitrDev.Settings
+		},
 	})
 	if err != nil {
 		return err
 	}
 	stack.add("postgres", pg.Close)
+	if pitrDev == nil {
+		pitrDev = &devPITR{Off: notOwned(pg.Source)}
+	}
+	pitrDev.start(ctx, cfg, pg, logger)
 	adminURL := cfg.DatabaseURL
 	if pg.Source != pgcluster.SourceURL {
 		if opts.Database == "" {
@@ -132,27 +170,8 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 		return err
 	}
 
-	// Object store: S3_ENDPOINT, else in-process.
-	s3opts := objstore.Options{}
-	if cfg.S3.Endpoint == "" {
-		store, err := s3server.Start(opts.S3Addr, filepath.Join(opts.DataDir, "s3"))
-		if err != nil {
-			return err
-		}
-		stack.add("object store", store.Close)
-		cfg.S3.Endpoint, cfg.S3.PathStyle, cfg.S3.Region = store.URL(), true, config.DefaultAWSRegion
-		s3opts.StaticCredentials = objstore.DevCredentials()
-	}
-	s3c, err := objstore.NewClient(ctx, cfg.S3, s3opts)
-	if err != nil {
-		return err
-	}
-	if err := objstore.EnsureBucket(ctx, s3c, cfg.S3.Bucket); err != nil {
-		return err
-	}
-
 	// Each domain's dev defaults (local Horizon, demo keys, demo backup identity).
-	var banner []string
+	banner := []string{pitrDev.banner(opts.DataDir)}
 	for _, setup := range []devSetup{devTreasuryIntegrity, devTreasury, devBackup} {
 		lines, err := setup(ctx, cfg, opts.DataDir, &stack)
 		if err != nil {
@@ -188,6 +207,7 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 	if err := workers.ApplySchedules(ctx, tc, cfg); err != nil {
 		return err
 	}
+	pitrDev.firstBackup(ctx, tc, logger)
 
 	l, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -207,13 +227,16 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 	if err := appendDevEnv(envFile, cfg); err != nil {
 		return err
 	}
+	if err := pitrDev.appendEnv(envFile); err != nil {
+		return err
+	}
 	if err := appendDemoSignIns(ctx, envFile, pool, dataset, cfg, opts.DataDir); err != nil {
 		return err
 	}
 	printBanner(opts.Out, pg.Source, apiURL, uiURL, cfg, banner, time.Since(started))
 	dataset.WriteTour(opts.Out, apiURL, envFile)
 	if opts.Ready != nil {
-		opts.Ready(DevInfo{APIURL: apiURL, UIURL: uiURL, PGSource: pg.Source, DatabaseURL: cfg.DatabaseURL, ClusterDir: pg.ClusterDir()})
+		opts.Ready(DevInfo{APIURL: apiURL, UIURL: uiURL, PGSource: pg.Source, DatabaseURL: cfg.DatabaseURL, ClusterDir: pg.ClusterDir(), PITROff: pitrDev.Off})
 	}
 	return g.Wait()
 }
@@ -288,17 +311,19 @@ func WriteDemoEnv(path string, d *demo.Dataset, secret []byte) error {
 // forecast, treasury verify) work after one `source .data/demo.env`, whichever PostgreSQL the
 // stack picked.
 func appendDevEnv(path string, cfg *config.Config) error {
-	q := func(v string) string { return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'" }
 	block := "\n# The dev stack, for the CLI\n" +
-		"export DATABASE_URL=" + q(cfg.DatabaseURL) + "\n" +
-		"export TREASURY_DATABASE_URL=" + q(cfg.Treasury.DatabaseURL) + "\n" +
-		"export MIGRATE_DATABASE_URL=" + q(cfg.Database.MigrateURL) + "\n" +
-		"export BACKUP_DATABASE_URL=" + q(cfg.Backup.DatabaseURL) + "\n" +
-		"export TEMPORAL_ADDRESS=" + q(cfg.TemporalAddress) + "\n" +
-		"export S3_ENDPOINT=" + q(cfg.S3.Endpoint) + "\n" +
-		"export S3_BUCKET=" + q(cfg.S3.Bucket) + "\n"
+		"export DATABASE_URL=" + shellQuote(cfg.DatabaseURL) + "\n" +
+		"export TREASURY_DATABASE_URL=" + shellQuote(cfg.Treasury.DatabaseURL) + "\n" +
+		"export MIGRATE_DATABASE_URL=" + shellQuote(cfg.Database.MigrateURL) + "\n" +
+		"export BACKUP_DATABASE_URL=" + shellQuote(cfg.Backup.DatabaseURL) + "\n" +
+		"export TEMPORAL_ADDRESS=" + shellQuote(cfg.TemporalAddress) + "\n" +
+		"export S3_ENDPOINT=" + shellQuote(cfg.S3.Endpoint) + "\n" +
+		"export S3_BUCKET=" + shellQuote(cfg.S3.Bucket) + "\n"
 	return appendEnvFile(path, block)
 }
+
+// shellQuote quotes v for a POSIX shell.
+func shellQuote(v string) string { return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'" }
 
 // devSecret reads a generated secret from path, creating it (0600) on first use.
 func devSecret(path string) ([]byte, error) {

@@ -6,15 +6,8 @@ package pitrtest
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -133,24 +126,15 @@ func Start(t *testing.T, ctx context.Context) *Fixture {
 }
 
 // tlsStore starts the in-process S3 store serving TLS with a certificate made here for
-// localhost (pgBackRest checks DNS names), writes its CA file and makes the bucket.
+// localhost (pgBackRest checks DNS names), keeps its CA file and makes the bucket.
 func (f *Fixture) tlsStore(t *testing.T) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, caFile, err := s3server.LocalCert(filepath.Join(f.Dir, "tls"), 24*time.Hour)
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	f.CAFile = caFile
+	caPEM, err := os.ReadFile(caFile)
 	require.NoError(t, err)
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	f.CAFile = filepath.Join(f.Dir, "ca.pem")
-	require.NoError(t, os.WriteFile(f.CAFile, caPEM, 0o644))
-	srv, err := s3server.StartTLS("127.0.0.1:0", "", tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key})
+	srv, err := s3server.StartTLS("127.0.0.1:0", "", cert)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Close() })
 	u, err := url.Parse(srv.URL())
