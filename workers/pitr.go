@@ -22,7 +22,8 @@ func pitrQueues() []queue {
 }
 
 func registerPITR(_ context.Context, w worker.Registry, d Deps) (func(), error) {
-	a := &activities.PITR{HeartbeatEvery: 30 * time.Second}
+	a := &activities.PITR{HeartbeatEvery: 30 * time.Second,
+		RuntimeTemplate: d.Config.DatabaseURL, TreasuryTemplate: d.Config.Treasury.DatabaseURL}
 	cfg, err := pitr.LoadConfig(os.LookupEnv)
 	switch {
 	case errors.Is(err, pitr.ErrNoCipherPass):
