@@ -110,7 +110,7 @@ func TestDrillBothLayersEndToEnd(t *testing.T) {
 	drills, err := db.ListDrills(ctx, pool, 10)
 	require.NoError(t, err)
 	require.Equal(t, "pass", drills[0].Outcome)
-	require.Contains(t, string(drills[0].Report), `"marker_found":true`)
+	require.Contains(t, string(drills[0].Report), `"marker_found": true`)
 	md, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(activities.DrillReportKey(drillID, "md"))})
 	require.NoError(t, err)
 	mdBody, err := io.ReadAll(md.Body)
