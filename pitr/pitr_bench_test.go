@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,14 +76,17 @@ func BenchmarkPITRTargets(b *testing.B) {
 	defer pool.Close()
 	var dbSize int64
 	require.NoError(b, pool.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&dbSize))
-	pgDump, err := pgcluster.FindBinary("pg_dump", 0)
+	var versionNum int
+	require.NoError(b, pool.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&versionNum))
+	// The server's own major version's pg_dump (PATH's is Debian's wrapper, which picks by argv[0]).
+	pgDump, err := pgcluster.FindBinary("pg_dump", versionNum/10000)
 	require.NoError(b, err)
 	s := testharness.NewS3(b)
 	store := backup.Store{S3: s.Client, Bucket: s.Bucket}
 
 	for i := 0; b.Loop(); i++ {
 		// (1) The raw logical dump, the yardstick, and (2) the full physical backup.
-		raw := timeDump(b, pgDump, url)
+		raw, dumpBytes := timeDump(b, pgDump, url)
 		start := time.Now()
 		require.NoError(b, f.Engine.Backup(ctx, pitr.Full))
 		full := time.Since(start)
@@ -132,8 +136,8 @@ func BenchmarkPITRTargets(b *testing.B) {
 			}
 			fmt.Fprintf(&t, "\n%-34s %-86s %-8s %s", metric, value, target, met)
 		}
-		fmt.Fprintf(&t, "%s: %d MB on disk (generated in %s, with archiving on); uptime load %s", name, dbSize>>20,
-			generated.Round(time.Second), testharness.LoadAvg())
+		fmt.Fprintf(&t, "%s: %d MB on disk (generated in %s, with archiving on), dump -Z0 %d MB; uptime load %s", name, dbSize>>20,
+			generated.Round(time.Second), dumpBytes>>20, testharness.LoadAvg())
 		fmt.Fprintf(&t, "\n%-34s %-86s %-8s %s", "metric", "value", "target", "met")
 		fr := full.Seconds() / raw.Seconds()
 		row("full physical backup / raw dump", fmt.Sprintf("%s / %s = %.2f (pgBackRest full %s, %d MB in the repository, process-max %d)",
@@ -153,18 +157,19 @@ func BenchmarkPITRTargets(b *testing.B) {
 	}
 }
 
-// timeDump runs `pg_dump -Fc -Z0 > /dev/null` of url.
-func timeDump(b *testing.B, pgDump, url string) time.Duration {
-	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	require.NoError(b, err)
-	defer devNull.Close()
+// timeDump runs `pg_dump -Fc -Z0 > /dev/null` of url and returns its time and the dump's size.
+func timeDump(b *testing.B, pgDump, url string) (time.Duration, int64) {
 	cmd := exec.Command(pgDump, "--format=custom", "--compress=0", "--dbname="+url)
-	cmd.Stdout = devNull
+	out, err := cmd.StdoutPipe()
+	require.NoError(b, err)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
-	require.NoError(b, cmd.Run(), "pg_dump: %s", stderr.String())
-	return time.Since(start)
+	require.NoError(b, cmd.Start())
+	n, err := io.Copy(io.Discard, out)
+	require.NoError(b, err)
+	require.NoError(b, cmd.Wait(), "pg_dump: %s", stderr.String())
+	return time.Since(start), n
 }
 
 // steadyWrites inserts rate rows a second (in tenths of a second) for window, samples a
