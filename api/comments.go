@@ -222,12 +222,12 @@ func (s *Server) listComments(c *gin.Context) {
 	if !ok {
 		return
 	}
-	threads, next, err := db.ListCommentsFor(c, s.pool, commentViewer(p), creator, s.now(), page)
+	body, err := s.comments.list(c, s.pool, commentViewer(p), creator, s.now(), page)
 	if err != nil {
 		s.respondErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, mapList(threads, next, toCommentJSON))
+	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 }
 
 // listReplies pages the replies of a thread beyond those a page of threads carries (see

@@ -188,8 +188,9 @@ func (s *Server) sendMessage(c *gin.Context, p Principal, req messageRequest) (d
 	if f != nil {
 		return db.Message{}, f
 	}
-	m, d, err := db.SendMessageAudited(c, s.pool, db.MessageInput{SenderID: p.UserID, RecipientID: to, Ciphertext: ct, Nonce: nonce},
-		db.SendLimit{Bucket: "messages:" + p.UserID.String(), Limit: messageLimit}, s.accessEntry(c, &p), s.now())
+	r := s.sends.send(c, db.SendRequest{In: db.MessageInput{SenderID: p.UserID, RecipientID: to, Ciphertext: ct, Nonce: nonce},
+		Limit: db.SendLimit{Bucket: "messages:" + p.UserID.String(), Limit: messageLimit}, Audit: s.accessEntry(c, &p), Now: s.now()})
+	m, d, err := r.Message, r.Decision, r.Err
 	switch {
 	case err != nil:
 		return db.Message{}, s.domainFailure(c, err)

@@ -50,6 +50,8 @@ type Server struct {
 	logger       *slog.Logger
 	now          func() time.Time
 	hub          *wsHub
+	comments     *commentPages
+	sends        *messageSends
 	// Sign-in (issue 18): password hashing, the revocation set, an optional OIDC provider.
 	hasher  *password.Hasher
 	revoked *revocations
@@ -109,6 +111,8 @@ func newServer(d Deps) *Server {
 		s.now = time.Now
 	}
 	s.hub = newWSHub(s, d.Context, d.Realtime)
+	s.comments = newCommentPages(commentPageCacheBytes)
+	s.sends = newMessageSends(d.Context, d.Pool)
 	s.initSignIn(d.Context, d.SignIn)
 	return s
 }

@@ -127,8 +127,8 @@ type pingFrame struct {
 
 // serveWS authenticates (Authorization header, or the token query parameter for browsers:
 // the access log records the route pattern only, never the query), checks the Origin against
-// WS_ALLOWED_ORIGINS and the user's socket cap, upgrades, and runs the connection: this
-// goroutine is the read pump, another the write pump, which also sends the Presence burst and
+// WS_ALLOWED_ORIGINS and the user's socket cap, upgrades, and starts the connection's read
+// pump and write pump (and returns); the write pump also sends the Presence burst and
 // replays what the client missed after ?after=<message id>, page by page as the socket drains.
 func (s *Server) serveWS(c *gin.Context) {
 	raw, ok := bearerToken(c.GetHeader("Authorization"))
@@ -159,7 +159,7 @@ func (s *Server) serveWS(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	conn := &wsConn{h: h, user: p, id: uuid.New(), exp: tokenExpiry(raw), send: make(chan outFrame, h.opts.SendBuffer),
+	conn := &wsConn{h: h, user: p, id: uuid.New(), exp: tokenExpiry(raw), send: make(chan *outFrame, h.opts.SendBuffer),
 		kick: make(chan struct{}, 1), done: make(chan struct{}), drained: make(chan struct{})}
 	opened, err := db.OpenSession(ctx, s.pool, db.WSSession{ID: conn.id, UserID: p.UserID, Instance: h.instance}, s.now(),
 		h.opts.MaxSocketsPerUser, h.opts.Lease)
@@ -173,16 +173,20 @@ func (s *Server) serveWS(c *gin.Context) {
 			"at most "+strconv.Itoa(h.opts.MaxSocketsPerUser)+" WebSockets per user; close another first")
 		return
 	}
-	defer func() {
+	// closeSession ends the session row; it runs when the connection ends, on whichever
+	// goroutine that happens.
+	closeSession := func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := db.CloseSession(cctx, s.pool, conn.id, p.UserID, s.now()); err != nil {
 			s.logger.Warn("real-time: close session", "error", err)
 		}
-	}()
+	}
 	up := websocket.Upgrader{
-		ReadBufferSize:  4096,
-		WriteBufferSize: 4096,
+		// Reads use the buffer the HTTP server read the handshake with; writes borrow a
+		// buffer from a pool only while a frame is written, so an idle socket holds no
+		// buffer of its own but that one.
+		WriteBufferPool: wsWriteBuffers,
 		// The Origin was checked above against the allow-list; clients without one are not
 		// browsers.
 		CheckOrigin: func(*http.Request) bool { return true },
@@ -209,21 +213,38 @@ func (s *Server) serveWS(c *gin.Context) {
 		conn.burst, conn.burstAt = online, s.now().UTC()
 	}
 	h.register(conn)
-	defer h.unregister(conn)
 	ws, err := up.Upgrade(c.Writer, c.Request, nil)
 	if err != nil {
+		h.unregister(conn)
+		closeSession()
 		return // the upgrader has answered
 	}
 	conn.ws = ws
+	// The read pump runs on its own goroutine and this handler returns: the HTTP server's
+	// request, response and connection state (and this goroutine's deep stack) are freed
+	// while the socket stays open. The pump gets a copy of the gin context and a context of
+	// its own that ends with the socket (the request's ends when the handler returns).
+	pumpCtx, cancelPump := context.WithCancel(context.WithoutCancel(c.Request.Context()))
+	gc := c.Copy()
+	gc.Request = c.Request.WithContext(pumpCtx)
 	// A revoked session, a changed role or an erased user closes the socket at once.
-	defer s.revoked.watch(p, func(reason string) { conn.closeFor(closePolicy, reason, reasonRevoked) })()
+	unwatch := s.revoked.watch(p, func(reason string) { conn.closeFor(closePolicy, reason, reasonRevoked) })
 	go conn.writePump()
 	// A revocation that arrived between the token check and the watch: close now.
 	if err := s.revoked.check(c.Request.Context(), p); err != nil {
 		conn.closeFor(closePolicy, "session ended", reasonRevoked)
 	}
-	conn.readPump(c, s)
+	go func() {
+		defer closeSession()
+		defer h.unregister(conn)
+		defer unwatch()
+		defer cancelPump()
+		conn.readPump(gc, s)
+	}()
 }
+
+// wsWriteBuffers are the write buffers every socket borrows from while it writes.
+var wsWriteBuffers = &sync.Pool{}
 
 // tokenExpiry is the exp of a token ParseToken has already verified.
 func tokenExpiry(raw string) time.Time {
@@ -248,7 +269,7 @@ type outFrame struct {
 	msg *db.Message
 }
 
-// wsConn is one open WebSocket. The read pump is the handler's goroutine; the write pump owns
+// wsConn is one open WebSocket. The read pump runs on a goroutine of its own; the write pump owns
 // every write. NewMessages reach the client in one of two ways: live, through the bounded send
 // buffer, or, while the socket catches up (after ?after=, when the buffer was full, after the
 // listener reconnected), from the database page by page as fast as the client reads. Only a
@@ -259,7 +280,8 @@ type wsConn struct {
 	user Principal
 	id   uuid.UUID
 	exp  time.Time
-	send chan outFrame
+	// send holds pointers: an idle socket's buffer costs 8 bytes a slot, not a frame's 48.
+	send chan *outFrame
 	kick chan struct{} // wakes the write pump to catch up
 
 	closeOnce sync.Once
@@ -302,7 +324,7 @@ const catchUpMargin = time.Second
 func (c *wsConn) offer(f outFrame) {
 	select {
 	case <-c.done:
-	case c.send <- f:
+	case c.send <- &f:
 	default:
 		wsSendDrops.WithLabelValues(f.typ).Inc()
 	}
@@ -313,7 +335,7 @@ func (c *wsConn) offer(f outFrame) {
 func (c *wsConn) reply(f any, typ string) {
 	select {
 	case <-c.done:
-	case c.send <- outFrame{typ: typ, b: mustJSON(f)}:
+	case c.send <- &outFrame{typ: typ, b: mustJSON(f)}:
 	}
 }
 
@@ -330,7 +352,7 @@ func (c *wsConn) deliver(m db.Message, b []byte) {
 	}
 	c.mu.Unlock()
 	select {
-	case c.send <- outFrame{typ: "NewMessage", b: b, msg: &m}:
+	case c.send <- &outFrame{typ: "NewMessage", b: b, msg: &m}:
 	default:
 		wsSendDrops.WithLabelValues("NewMessage").Inc()
 		c.catchUp()
@@ -403,7 +425,7 @@ func (c *wsConn) writePump() {
 		}
 		select {
 		case f := <-c.send:
-			err = c.writeFrame(f, true)
+			err = c.writeFrame(*f, true)
 		case <-c.kick:
 		case <-ticker.C:
 			err = c.write(websocket.PingMessage, nil)
@@ -499,7 +521,7 @@ func (c *wsConn) catchUpPage(between func() error) error {
 	for drained := false; !drained; {
 		select {
 		case f := <-c.send:
-			if err := c.writeFrame(f, true); err != nil {
+			if err := c.writeFrame(*f, true); err != nil {
 				return err
 			}
 		default:

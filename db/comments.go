@@ -65,16 +65,21 @@ func commentDenied(code, msg string) error {
 }
 
 // commentGate is the SQL condition "user $u may write on creator $c's page at $at": the
-// creator themself, or a fan whose subscription is active (status active and period not yet
-// over, the rule of active_subscription_level). FOR SHARE makes a cancellation or expiry
-// being written at the same instant wait for, or be waited on by, the statement that uses it:
-// either the comment is written before the cancellation or it is refused.
+// creator themself, or a fan whose subscription is active. FOR SHARE makes a cancellation or
+// expiry being written at the same instant wait for, or be waited on by, the statement that
+// uses it: either the comment is written before the cancellation or it is refused.
 func commentGate(u, c, at string) string {
-	return `(` + u + ` = ` + c + ` OR EXISTS (
-		SELECT 1 FROM subscriptions s
+	return `(` + u + ` = ` + c + ` OR ` + activeSubscriptionSQL(u, c, at, "FOR SHARE") + `)`
+}
+
+// activeSubscriptionSQL is the SQL condition "fan u has an active subscription to creator c at
+// at": active_subscription_level's rule (status active and period not yet over) written
+// inline, which the planner folds into the statement; a function call costs a listing's
+// gate more than the rest of it.
+func activeSubscriptionSQL(u, c, at, lock string) string {
+	return `EXISTS (SELECT 1 FROM subscriptions s
 		 WHERE s.fan_id = ` + u + ` AND s.creator_id = ` + c + `
-		   AND s.status = 'active' AND s.current_period_end > ` + at + `
-		   FOR SHARE))`
+		   AND s.status = 'active' AND s.current_period_end > ` + at + ` ` + lock + `)`
 }
 
 // CreateComment writes a comment when its author may: the creator of the page, or a fan with
@@ -160,19 +165,13 @@ func mayReadComments(ctx context.Context, q Querier, v CommentViewer, creator uu
 // CheckCommentReader fails unless v may read creator's comments: 404 for an unknown creator,
 // 403 for a reader who is neither the creator, an active subscriber nor an admin.
 func CheckCommentReader(ctx context.Context, q Querier, v CommentViewer, creator uuid.UUID, now time.Time) error {
-	var exists, ok bool
-	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM creators WHERE id = $1),
-		$3 OR $2 = $1 OR active_subscription_level($2, $1, $4) IS NOT NULL`,
-		creator, v.UserID, v.Admin, now).Scan(&exists, &ok)
-	switch {
-	case err != nil:
+	var found, allowed bool
+	err := q.QueryRow(ctx, `SELECT g.found, g.allowed FROM (`+commentGateSQL+`) g`,
+		creator, v.UserID, v.Admin, now).Scan(&found, &allowed)
+	if err != nil {
 		return err
-	case !exists:
-		return missing("creator_not_found", "there is no creator with this id")
-	case !ok:
-		return commentDenied("no_subscription", "this page's comments are for its subscribers")
 	}
-	return nil
+	return commentGateErr(found, allowed)
 }
 
 const commentColumns = `c.id, c.creator_id, c.author_id, u.display_name, c.parent_id, c.root_id, c.depth, c.content,
@@ -200,23 +199,61 @@ func GetComment(ctx context.Context, q Querier, id, viewer uuid.UUID) (Comment, 
 	return c, err
 }
 
+// CommentPageVersion is what a page of comments was read at (migration 00019): the version of
+// its creator's page and the version of authors' display names. Every change that can alter a
+// page moves one of them, in the change's own transaction, to a value never used before.
+type CommentPageVersion struct {
+	Page, Names int64
+}
+
+// CommentPage is a page of threads as ListCommentsFor returns it, with the version it was read
+// at.
+type CommentPage struct {
+	Threads []Comment
+	Next    *Cursor
+	Version CommentPageVersion
+}
+
+// commentGateSQL is the reader's gate of a page (CheckCommentReader's rule) and the page's
+// versions, for $1 the creator, $2 the reader, $3 whether the reader is an admin, $4 now.
+var commentGateSQL = `SELECT EXISTS (SELECT 1 FROM creators WHERE id = $1) AS found,
+	       $3::boolean OR $2::uuid = $1::uuid OR ` + activeSubscriptionSQL("$2::uuid", "$1::uuid", "$4::timestamptz", "") + ` AS allowed,
+	       coalesce((SELECT version FROM comment_page_versions WHERE creator_id = $1), 0) AS page_version,
+	       coalesce((SELECT version FROM comment_page_versions WHERE creator_id = '00000000-0000-0000-0000-000000000000'), 0) AS names_version`
+
+func commentGateErr(found, allowed bool) error {
+	switch {
+	case !found:
+		return missing("creator_not_found", "there is no creator with this id")
+	case !allowed:
+		return commentDenied("no_subscription", "this page's comments are for its subscribers")
+	}
+	return nil
+}
+
 // ListCommentsFor pages through creator's top-level comments as v reads them, newest first,
 // each with its whole thread nested under it (replies oldest first), LikedByMe for v. The
 // reader's gate (CheckCommentReader's rule: an admin, the creator, or an active subscriber at
 // now) is part of the same statement: one round trip, and nothing is read for whom may not.
 func ListCommentsFor(ctx context.Context, q Querier, v CommentViewer, creator uuid.UUID, now time.Time, p Page) ([]Comment, *Cursor, error) {
+	pg, err := ReadCommentPage(ctx, q, v, creator, now, p)
+	return pg.Threads, pg.Next, err
+}
+
+// ReadCommentPage is ListCommentsFor with the version the page was read at (in the same
+// statement, so the same snapshot): while ProbeCommentPage finds that version, the page is
+// unchanged.
+func ReadCommentPage(ctx context.Context, q Querier, v CommentViewer, creator uuid.UUID, now time.Time, p Page) (CommentPage, error) {
 	at, after := cursorArgs(p.After)
 	rows, err := q.Query(ctx, `
-		WITH gate AS MATERIALIZED (
-			SELECT EXISTS (SELECT 1 FROM creators WHERE id = $1) AS found,
-			       $6 OR $2 = $1 OR active_subscription_level($2, $1, $7) IS NOT NULL AS allowed
+		WITH gate AS MATERIALIZED (`+commentGateSQL+`
 		), top AS (
 			SELECT id, created_at FROM comments, gate
 			 WHERE gate.found AND gate.allowed AND creator_id = $1 AND parent_id IS NULL
-			   AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
+			   AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
 			 ORDER BY created_at DESC, id DESC
-			 LIMIT $5)
-		SELECT g.found, g.allowed, t.*
+			 LIMIT $7)
+		SELECT g.found, g.allowed, g.page_version, g.names_version, t.*
 		  FROM gate g LEFT JOIN (
 			SELECT r.* FROM top CROSS JOIN LATERAL (
 				SELECT `+commentColumns+`
@@ -228,11 +265,12 @@ func ListCommentsFor(ctx context.Context, q Querier, v CommentViewer, creator uu
 		       CASE WHEN t.parent_id IS NULL THEN t.created_at END DESC,
 		       CASE WHEN t.parent_id IS NULL THEN t.id END DESC,
 		       t.depth, t.created_at, t.id`,
-		creator, v.UserID, at, after, p.Limit+1, v.Admin, now, RepliesPerThread+2) // the thread's top, its replies, one more
+		creator, v.UserID, v.Admin, now, at, after, p.Limit+1, RepliesPerThread+2) // the thread's top, its replies, one more
 	if err != nil {
-		return nil, nil, err
+		return CommentPage{}, err
 	}
 	var found, allowed bool
+	var ver CommentPageVersion
 	flat, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Comment, error) {
 		var c Comment
 		var id, creatorID, author, root *uuid.UUID
@@ -240,7 +278,7 @@ func ListCommentsFor(ctx context.Context, q Querier, v CommentViewer, creator uu
 		var depth, likes *int
 		var created *time.Time
 		var mine *bool
-		err := r.Scan(&found, &allowed, &id, &creatorID, &author, &name, &c.ParentID, &root, &depth, &content,
+		err := r.Scan(&found, &allowed, &ver.Page, &ver.Names, &id, &creatorID, &author, &name, &c.ParentID, &root, &depth, &content,
 			&created, &c.EditedAt, &c.DeletedAt, &likes, &mine)
 		if err != nil || id == nil {
 			return Comment{}, err
@@ -249,13 +287,11 @@ func ListCommentsFor(ctx context.Context, q Querier, v CommentViewer, creator uu
 		c.Content, c.CreatedAt, c.LikeCount, c.LikedByMe = *content, *created, *likes, *mine
 		return c, nil
 	})
-	switch {
-	case err != nil:
-		return nil, nil, err
-	case !found:
-		return nil, nil, missing("creator_not_found", "there is no creator with this id")
-	case !allowed:
-		return nil, nil, commentDenied("no_subscription", "this page's comments are for its subscribers")
+	if err != nil {
+		return CommentPage{}, err
+	}
+	if err := commentGateErr(found, allowed); err != nil {
+		return CommentPage{}, err
 	}
 	if len(flat) == 1 && flat[0].ID == uuid.Nil {
 		flat = nil // the page is empty: the one row is the gate's
@@ -266,7 +302,31 @@ func ListCommentsFor(ctx context.Context, q Querier, v CommentViewer, creator uu
 		threads[i].MoreReplies = more[threads[i].ID]
 	}
 	items, next := pageOf(threads, p.Limit, func(c Comment) Cursor { return Cursor{At: c.CreatedAt, ID: c.ID} })
-	return items, next, nil
+	return CommentPage{Threads: items, Next: next, Version: ver}, nil
+}
+
+// ProbeCommentPage is the small read that lets a page read earlier be served again: v's gate
+// on creator's page at now (the same errors as ReadCommentPage), the page's current version,
+// and which of ids (comments of that page) v likes, all in one statement.
+func ProbeCommentPage(ctx context.Context, q Querier, v CommentViewer, creator uuid.UUID, now time.Time, ids []uuid.UUID) (CommentPageVersion, map[uuid.UUID]bool, error) {
+	var found, allowed bool
+	var ver CommentPageVersion
+	var liked []uuid.UUID
+	err := q.QueryRow(ctx, `SELECT g.*, CASE WHEN g.found AND g.allowed THEN ARRAY(
+		SELECT comment_id FROM comment_likes WHERE user_id = $2 AND comment_id = ANY($5::uuid[])) END
+		  FROM (`+commentGateSQL+`) g`,
+		creator, v.UserID, v.Admin, now, ids).Scan(&found, &allowed, &ver.Page, &ver.Names, &liked)
+	if err != nil {
+		return ver, nil, err
+	}
+	if err := commentGateErr(found, allowed); err != nil {
+		return ver, nil, err
+	}
+	mine := make(map[uuid.UUID]bool, len(liked))
+	for _, id := range liked {
+		mine[id] = true
+	}
+	return ver, mine, nil
 }
 
 // capReplies keeps at most RepliesPerThread replies of each thread, breadth first (by depth,

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // MessagesChannel is the PostgreSQL NOTIFY channel a new message is announced on. The payload
@@ -136,27 +139,85 @@ type SendLimit struct {
 // and returns a Decision that is not Allowed; a send the rule refuses still counts against
 // the limit.
 func SendMessageAudited(ctx context.Context, q Querier, in MessageInput, lim SendLimit, audit AccessLogEntry, now time.Time) (Message, Decision, error) {
-	if err := checkMessageInput(in); err != nil {
-		return Message{}, Decision{}, err
-	}
-	id, err := uuid.NewV7()
+	st, err := newAuditedSend(SendRequest{In: in, Limit: lim, Audit: audit, Now: now})
 	if err != nil {
 		return Message{}, Decision{}, err
 	}
-	audit = audit.sanitized()
-	cur, prev, overlap := limitArgs(lim.Limit, now)
-	var allowed, recipient bool
-	var prevHits, curHits int
-	var mid, sender, to *uuid.UUID
-	var sentAt *time.Time
-	var m Message
-	err = q.QueryRow(ctx, `
+	r := st.result(q.QueryRow(ctx, sendAuditedSQL, st.args...))
+	return r.Message, r.Decision, r.Err
+}
+
+// SendRequest is one send of SendMessagesAudited: SendMessageAudited's arguments.
+type SendRequest struct {
+	In    MessageInput
+	Limit SendLimit
+	Audit AccessLogEntry
+	Now   time.Time
+}
+
+// SendResult is what SendMessageAudited returns for one send.
+type SendResult struct {
+	Message  Message
+	Decision Decision
+	Err      error
+}
+
+// SendMessagesAudited runs many sends, each exactly as SendMessageAudited would, in one
+// transaction (pipelined: one round trip). A transaction that NOTIFYs holds PostgreSQL's
+// notification-queue lock through its commit, WAL flush included, so sending transactions
+// commit one at a time: one commit for many sends is what lets a busy instance send more than
+// a few hundred messages a second. The statements take their rate-limit rows in bucket order
+// (one sender's sends keep their order), so two such transactions cannot deadlock on them.
+// When the transaction fails, each send is tried again on its own, so that one send's error
+// is not the others'.
+func SendMessagesAudited(ctx context.Context, pool *pgxpool.Pool, reqs []SendRequest) []SendResult {
+	out := make([]SendResult, len(reqs))
+	sends := make([]*auditedSend, 0, len(reqs))
+	for i, r := range reqs {
+		st, err := newAuditedSend(r)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		st.index = i
+		sends = append(sends, st)
+	}
+	if len(sends) == 0 {
+		return out
+	}
+	if len(sends) == 1 {
+		out[sends[0].index] = sends[0].result(pool.QueryRow(ctx, sendAuditedSQL, sends[0].args...))
+		return out
+	}
+	slices.SortStableFunc(sends, func(a, b *auditedSend) int { return strings.Compare(a.bucket, b.bucket) })
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, st := range sends {
+			b.Queue(sendAuditedSQL, st.args...).QueryRow(func(row pgx.Row) error {
+				var err error
+				out[st.index], err = st.scan(row)
+				return err // a database error; a refused send is a result
+			})
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err == nil {
+		return out
+	}
+	for _, st := range sends { // rolled back: nothing of the batch happened
+		out[st.index] = st.result(pool.QueryRow(ctx, sendAuditedSQL, st.args...))
+	}
+	return out
+}
+
+// sendAuditedSQL is one audited send; auditedSend holds its arguments.
+const sendAuditedSQL = `
 		WITH rl AS MATERIALIZED (SELECT * FROM take_rate_limit($9, $10, $11, $12, $13)),
 		ins AS (
 			INSERT INTO messages (id, sender_id, recipient_id, ciphertext, nonce, sent_at)
 			SELECT $1, $2, $3, $4, $5, $6 FROM rl
-			 WHERE rl.allowed AND `+mayWrite+`
-			RETURNING `+messageColumns+`
+			 WHERE rl.allowed AND ` + mayWrite + `
+			RETURNING ` + messageColumns + `
 		),
 		audit AS (
 			INSERT INTO access_log (user_id, role, action, target, detail, ip, user_agent)
@@ -164,23 +225,57 @@ func SendMessageAudited(ctx context.Context, q Querier, in MessageInput, lim Sen
 		)
 		SELECT rl.allowed, rl.prev_hits, rl.cur_hits, EXISTS (SELECT 1 FROM users WHERE id = $3),
 		       ins.id, ins.sender_id, ins.recipient_id, ins.ciphertext, ins.nonce, ins.sent_at,
-		       CASE WHEN ins.id IS NOT NULL THEN `+messageNotify+` END IS NULL
-		  FROM rl LEFT JOIN ins ON true`,
-		id, in.SenderID, in.RecipientID, in.Ciphertext, in.Nonce, now, DMTierLevel, MessagesChannel,
-		lim.Bucket, cur, prev, overlap, lim.Limit.Max, audit.Role, audit.IP, audit.UserAgent).
-		Scan(&allowed, &prevHits, &curHits, &recipient, &mid, &sender, &to, &m.Ciphertext, &m.Nonce, &sentAt, new(bool))
+		       CASE WHEN ins.id IS NOT NULL THEN ` + messageNotify + ` END IS NULL
+		  FROM rl LEFT JOIN ins ON true`
+
+type auditedSend struct {
+	req    SendRequest
+	args   []any
+	bucket string
+	index  int
+}
+
+func newAuditedSend(r SendRequest) (*auditedSend, error) {
+	if err := checkMessageInput(r.In); err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	audit := r.Audit.sanitized()
+	cur, prev, overlap := limitArgs(r.Limit.Limit, r.Now)
+	return &auditedSend{req: r, bucket: r.Limit.Bucket, args: []any{
+		id, r.In.SenderID, r.In.RecipientID, r.In.Ciphertext, r.In.Nonce, r.Now, DMTierLevel, MessagesChannel,
+		r.Limit.Bucket, cur, prev, overlap, r.Limit.Limit.Max, audit.Role, audit.IP, audit.UserAgent}}, nil
+}
+
+// result reads the row of sendAuditedSQL.
+func (st *auditedSend) result(row pgx.Row) SendResult {
+	r, _ := st.scan(row)
+	return r
+}
+
+// scan reads the row of sendAuditedSQL; the error is the database's, also in the result.
+func (st *auditedSend) scan(row pgx.Row) (SendResult, error) {
+	var allowed, recipient bool
+	var prevHits, curHits int
+	var mid, sender, to *uuid.UUID
+	var sentAt *time.Time
+	var m Message
+	err := row.Scan(&allowed, &prevHits, &curHits, &recipient, &mid, &sender, &to, &m.Ciphertext, &m.Nonce, &sentAt, new(bool))
 	switch {
 	case err != nil:
-		return Message{}, Decision{}, err
+		return SendResult{Err: err}, err
 	case !allowed:
-		return Message{}, decision(false, prevHits, curHits, lim.Limit, now), nil
+		return SendResult{Decision: decision(false, prevHits, curHits, st.req.Limit.Limit, st.req.Now)}, nil
 	case mid != nil:
 		m.ID, m.SenderID, m.RecipientID, m.SentAt = *mid, *sender, *to, *sentAt
-		return m, Decision{Allowed: true}, nil
+		return SendResult{Message: m, Decision: Decision{Allowed: true}}, nil
 	case !recipient:
-		return Message{}, Decision{Allowed: true}, missing("recipient_not_found", "there is no user with this recipient_id")
+		return SendResult{Decision: Decision{Allowed: true}, Err: missing("recipient_not_found", "there is no user with this recipient_id")}, nil
 	}
-	return Message{}, Decision{Allowed: true}, errMessagesNotAllowed
+	return SendResult{Decision: Decision{Allowed: true}, Err: errMessagesNotAllowed}, nil
 }
 
 // SendMessage stores a message when the sender may write to the recipient, and announces it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -169,4 +170,76 @@ func TestPresenceLeasesHeal(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, i < 2, ok, "session %d", i)
 	}
+}
+
+// TestSendMessagesAuditedInOneTransaction: a batch of sends gives each send the result it
+// would have had alone (sent, refused by the rule, by the limit, unknown recipient, bad input),
+// commits the sent ones in one transaction with their access-log rows and announcements, and
+// when one send makes the transaction fail, the others still go out on their own.
+func TestSendMessagesAuditedInOneTransaction(t *testing.T) {
+	pool := testharness.Pool(t)
+	ctx := t.Context()
+	fan, creator := dmFixture(t, pool, 3)
+	fan2, creator2 := dmFixture(t, pool, 3)
+	silverFan, silverCreator := dmFixture(t, pool, 2)
+	conn := listen(t, db.MessagesChannel)
+	now := time.Now()
+	ct, nonce := []byte("sealed"), make([]byte, db.NonceBytes)
+	req := func(from, to uuid.UUID, max int) db.SendRequest {
+		return db.SendRequest{In: db.MessageInput{SenderID: from, RecipientID: to, Ciphertext: ct, Nonce: nonce},
+			Limit: db.SendLimit{Bucket: "batch-test:" + from.String(), Limit: db.Limit{Max: max, Window: time.Minute}},
+			Audit: db.AccessLogEntry{Role: "fan", IP: "192.0.2.1", UserAgent: "test"}, Now: now}
+	}
+	bad := req(fan, creator, 20)
+	bad.In.Nonce = nil
+	reqs := []db.SendRequest{
+		req(fan2, creator2, 2), req(fan, creator, 20), req(fan2, creator2, 2), req(silverFan, silverCreator, 20),
+		req(fan2, creator2, 2), req(fan, uuid.New(), 20), bad, req(fan, creator, 20),
+	}
+	res := db.SendMessagesAudited(ctx, pool, reqs)
+	require.Len(t, res, len(reqs))
+	sent := []int{0, 1, 2, 7}
+	for _, i := range sent {
+		require.NoError(t, res[i].Err, i)
+		require.True(t, res[i].Decision.Allowed, i)
+		require.NotEqual(t, uuid.Nil, res[i].Message.ID, i)
+	}
+	require.False(t, res[4].Decision.Allowed, "fan2's third send in the minute: over its limit of 2")
+	require.NoError(t, res[4].Err)
+	for i, code := range map[int]string{3: "messages_not_allowed", 5: "recipient_not_found", 6: "invalid_nonce"} {
+		e, ok := db.AsError(res[i].Err)
+		require.True(t, ok, "%d: %v", i, res[i].Err)
+		require.Equal(t, code, e.Code, i)
+	}
+	ids := []uuid.UUID{res[0].Message.ID, res[1].Message.ID, res[2].Message.ID, res[7].Message.ID}
+	var txs, logged int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(DISTINCT xmin::text) FROM messages WHERE id = ANY($1)`, ids).Scan(&txs))
+	require.Equal(t, 1, txs, "one transaction for the batch")
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM access_log WHERE action = 'message.send' AND target = ANY($1)`,
+		[]string{ids[0].String(), ids[1].String(), ids[2].String(), ids[3].String()}).Scan(&logged))
+	require.Equal(t, 4, logged)
+	// Announced, each sender's messages in the order they were asked for.
+	var order []uuid.UUID
+	for len(order) < len(ids) {
+		var ev db.MessageEvent
+		require.NoError(t, json.Unmarshal([]byte(waitNotify(t, conn)), &ev))
+		if slices.Contains(ids, ev.ID) { // other tests of the package may be sending
+			order = append(order, ev.ID)
+		}
+	}
+	require.ElementsMatch(t, ids, order)
+	pos := func(id uuid.UUID) int { return slices.Index(order, id) }
+	require.Less(t, pos(res[0].Message.ID), pos(res[2].Message.ID))
+	require.Less(t, pos(res[1].Message.ID), pos(res[7].Message.ID))
+
+	// A send that fails in the database (a bucket PostgreSQL cannot store) fails alone.
+	broken := req(fan, creator, 20)
+	broken.Limit.Bucket = "nul\x00bucket"
+	res = db.SendMessagesAudited(ctx, pool, []db.SendRequest{req(fan, creator, 20), broken, req(fan, creator, 20)})
+	require.NoError(t, res[0].Err)
+	require.Error(t, res[1].Err)
+	require.NoError(t, res[2].Err)
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(DISTINCT xmin::text) FROM messages WHERE id = ANY($1)`,
+		[]uuid.UUID{res[0].Message.ID, res[2].Message.ID}).Scan(&txs))
+	require.Equal(t, 2, txs, "after the failed batch, each send on its own")
 }

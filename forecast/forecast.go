@@ -522,7 +522,7 @@ func simulate(f Factors, seed [2]uint64, paths int, horizons []int, keep bool) (
 		return nil, nil, fmt.Errorf("%w: factors lack the estimation's geometry", ErrInvalidInput)
 	}
 	s := newSimulation(f, horizons, paths, keep)
-	s.run(rand.New(rand.NewPCG(seed[0], seed[1])))
+	s.run(&pcg{hi: seed[0], lo: seed[1]})
 	for k := range horizons {
 		lo, hi := s.interval(k)
 		mean := s.sums[k] / float64(paths)
@@ -581,7 +581,7 @@ func newSimulation(f Factors, horizons []int, paths int, keep bool) *simulation 
 }
 
 // run simulates every path, one after another, and folds each into the summaries.
-func (s *simulation) run(rng *rand.Rand) {
+func (s *simulation) run(src *pcg) {
 	f, g := s.f, s.g
 	mu := math.Log1p(f.GrowthRate) / 30
 	muLo, muHi := math.Log1p(MinGrowth)/30, math.Log1p(MaxGrowth)/30
@@ -607,11 +607,12 @@ func (s *simulation) run(rng *rand.Rand) {
 		sigma := f.Volatility
 		if sigma > 0 {
 			// Stratified: path p draws from the p-th of n equal slices of the law.
-			u := (float64(p) + rng.Float64()) / float64(n)
-			sigma = math.Min(sigma*math.Sqrt(law.mean/law.at(u)), MaxVolatility)
+			u := (float64(p) + src.uniform()) / float64(n)
+			// (the built-in min and max: math.Min and math.Max, same results, are not inlined)
+			sigma = min(sigma*math.Sqrt(law.mean/law.at(u)), MaxVolatility)
 		}
-		z1, z2 := rng.NormFloat64(), rng.NormFloat64()
-		mup := math.Min(math.Max(mu+sigma*sq*z1, muLo), muHi)
+		z1, z2 := src.normal(), src.normal()
+		mup := min(max(mu+sigma*sq*z1, muLo), muHi)
 		o := sigma * so * (rho*z1 + rho2*z2)
 		start := mup*g.oMean + o
 		if math.Abs(start) <= 0.14 {
@@ -624,7 +625,8 @@ func (s *simulation) run(rng *rand.Rand) {
 		mul[p] = add[p] * sigma / 4
 	}
 	// Day by day across the paths: no step depends on the one before in the same loop, so
-	// the arithmetic overlaps the next draw. The running sums are kept at each mark.
+	// the arithmetic overlaps the next draw (path by path, with the level and running sum in
+	// registers, measured slower). The running sums are kept at each mark.
 	snaps := make([][]float64, len(s.marks))
 	for i := range snaps {
 		snaps[i] = buf[(4+i)*n : (5+i)*n]
@@ -632,11 +634,7 @@ func (s *simulation) run(rng *rand.Rand) {
 	day := 0
 	for i, mark := range s.marks {
 		for ; day < mark; day++ {
-			for p := range level {
-				v := level[p] * dayFactor(add[p], mul[p], rng.NormFloat64())
-				level[p] = v
-				cum[p] += v
-			}
+			walkDay(src, level, cum, add, mul)
 		}
 		copy(snaps[i], cum)
 	}
@@ -665,6 +663,28 @@ func (s *simulation) run(rng *rand.Rand) {
 			}
 		}
 	}
+}
+
+// walkDay moves every path one day: level ← level·dayFactor(add, mul, ε), cum += level, with
+// ε the next standard normal of src: the generator's state in locals and the ziggurat's common
+// case inlined (see normal).
+func walkDay(src *pcg, level, cum, add, mul []float64) {
+	cum, add, mul = cum[:len(level)], add[:len(level)], mul[:len(level)]
+	hi, lo := src.hi, src.lo
+	for p, l := range level {
+		var u uint64
+		hi, lo, u = pcgStep(hi, lo)
+		eps, ok := zigFast(u)
+		if !ok {
+			src.hi, src.lo = hi, lo
+			eps = normalSlow(src, u)
+			hi, lo = src.hi, src.lo
+		}
+		v := l * dayFactor(add[p], mul[p], eps)
+		level[p] = v
+		cum[p] += v
+	}
+	src.hi, src.lo = hi, lo
 }
 
 // dayFactor is a day's growth factor of a path from its fourth root's parts (add + mul·ε)⁴:
