@@ -330,6 +330,48 @@ func (a *Drill) storeChart(ctx context.Context) error {
 	return nil
 }
 
+// DrillStep is one step's duration in a drill's report.
+type DrillStep struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// PITRReport is a PITR drill's part of the report: the marker written at a known moment
+// (MarkerAt, on the database server's clock, just after its commit), the later marker, the
+// moment restored to (TargetAt, between them), what the restored server held, the archive lag
+// (RPO) and the restore's RTO.
+type PITRReport struct {
+	// Backup is the physical backup the restore started from.
+	Backup            string    `json:"backup"`
+	MarkerAt          time.Time `json:"marker_at"`
+	LaterMarkerAt     time.Time `json:"later_marker_at"`
+	TargetAt          time.Time `json:"target_at"`
+	LastTransaction   time.Time `json:"last_transaction"`
+	MarkerFound       bool      `json:"marker_found"`
+	LaterMarkerAbsent bool      `json:"later_marker_absent"`
+	Verified          bool      `json:"verified"`
+	// RPOSeconds is the archive lag: from the later marker's commit until its WAL segment was
+	// in the repository, measured without forcing a WAL switch. RPOArchived is false when it
+	// was not archived within the wait.
+	RPOSeconds       float64 `json:"rpo_seconds"`
+	RPOTargetSeconds int     `json:"rpo_target_seconds"`
+	RPOArchived      bool    `json:"rpo_archived"`
+	// RTOSeconds runs from the start of the restore to the verified, serving-checked server.
+	RTOSeconds int            `json:"rto_seconds"`
+	Breached   bool           `json:"breached"`
+	BreachedAt *time.Time     `json:"breached_at,omitempty"`
+	Serving    *ServingReport `json:"serving,omitempty"`
+	Steps      []DrillStep    `json:"steps"`
+	Error      string         `json:"error,omitempty"`
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
 // reportMarkdown renders a drill report (the JSON of workflows.DrillReport) for people.
 func reportMarkdown(report []byte) ([]byte, error) {
 	var r struct {
@@ -347,17 +389,19 @@ func reportMarkdown(report []byte) ([]byte, error) {
 		Serving          *db.ServingReport `json:"serving"`
 		RestoreJobs      int               `json:"restore_jobs"`
 		Error            string            `json:"error"`
-		Steps            []struct {
-			Name    string  `json:"name"`
-			Seconds float64 `json:"seconds"`
-		} `json:"steps"`
-		Recommendations []string `json:"recommendations"`
+		Steps            []DrillStep       `json:"steps"`
+		Recommendations  []string          `json:"recommendations"`
+		Kind             string            `json:"kind"`
+		PITR             *PITRReport       `json:"pitr"`
 	}
 	if err := json.Unmarshal(report, &r); err != nil {
 		return nil, err
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Fire drill %s\n\n", r.DrillID)
+	if r.Kind != "" {
+		fmt.Fprintf(&b, "- Kind: %s\n", r.Kind)
+	}
 	fmt.Fprintf(&b, "- Outcome: **%s**\n- Started: %s\n- Backup: %s (%d bytes stored, %d bytes dump, %d tables)\n",
 		r.Outcome, r.StartedAt.UTC().Format(time.RFC3339), r.BackupID, r.StoredBytes, r.DumpBytes, r.Tables)
 	fmt.Fprintf(&b, "- RTO: %ds against a %ds target (breached: %t)\n- Verified against the manifest fingerprint: %t\n",
@@ -383,6 +427,35 @@ func reportMarkdown(report []byte) ([]byte, error) {
 				res = "FAILED: " + c.Error
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s |\n", c.Name, c.Role, res)
+		}
+	}
+	if p := r.PITR; p != nil {
+		ts := func(t time.Time) string {
+			if t.IsZero() {
+				return "-"
+			}
+			return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+		}
+		fmt.Fprintf(&b, "\n## Point-in-time recovery\n\n")
+		fmt.Fprintf(&b, "- Verified: **%t** (restored from physical backup %s)\n", p.Verified, orDash(p.Backup))
+		fmt.Fprintf(&b, "- Marker 1 committed before %s; marker 2 at %s; restored to %s (last transaction %s)\n",
+			ts(p.MarkerAt), ts(p.LaterMarkerAt), ts(p.TargetAt), ts(p.LastTransaction))
+		fmt.Fprintf(&b, "- Marker 1 there: %t; marker 2 absent: %t\n", p.MarkerFound, p.LaterMarkerAbsent)
+		if p.RPOArchived {
+			fmt.Fprintf(&b, "- RPO (archive lag): %.1fs against a %ds target\n", p.RPOSeconds, p.RPOTargetSeconds)
+		} else {
+			fmt.Fprintf(&b, "- RPO (archive lag): **not archived** after %.0fs (target %ds)\n", p.RPOSeconds, p.RPOTargetSeconds)
+		}
+		fmt.Fprintf(&b, "- RTO: %ds against a %ds target (breached: %t)\n", p.RTOSeconds, r.RTOTargetSeconds, p.Breached)
+		if p.Serving != nil {
+			fmt.Fprintf(&b, "- Serving check of the restored server: %s\n", map[bool]string{true: "passed", false: "**failed**"}[p.Serving.OK])
+		}
+		if p.Error != "" {
+			fmt.Fprintf(&b, "- Error: %s\n", p.Error)
+		}
+		b.WriteString("\n| step | seconds |\n|---|---:|\n")
+		for _, s := range p.Steps {
+			fmt.Fprintf(&b, "| %s | %.1f |\n", s.Name, s.Seconds)
 		}
 	}
 	if len(r.Recommendations) > 0 {

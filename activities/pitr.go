@@ -15,6 +15,9 @@ type PITR struct {
 	// with pitr.ErrNoCipherPass.
 	Engine         *pitr.Engine
 	HeartbeatEvery time.Duration
+	// RuntimeTemplate and TreasuryTemplate are DATABASE_URL and TREASURY_DATABASE_URL: a PITR
+	// drill's serving check connects with them to the restored server.
+	RuntimeTemplate, TreasuryTemplate string
 }
 
 // PhysicalBackupRunResult is a physical backup as the repository lists it.

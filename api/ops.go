@@ -44,11 +44,19 @@ func (s *Server) startBackup(c *gin.Context) {
 
 type startDrillRequest struct {
 	BackupID string `json:"backup_id"`
+	// Kind is logical, pitr or both; empty means both with PITR configured, else logical.
+	Kind string `json:"kind"`
 }
 
 func (s *Server) startDrill(c *gin.Context) {
 	var req startDrillRequest
 	if c.Request.ContentLength != 0 && !decodeJSON(c, &req) {
+		return
+	}
+	if req.Kind == "" {
+		req.Kind = workflows.DefaultDrillKind(s.cfg.PITR.Enabled)
+	} else if !workflows.ValidDrillKind(req.Kind) {
+		fail(c, http.StatusBadRequest, "invalid_kind", "kind must be logical, pitr or both")
 		return
 	}
 	if req.BackupID != "" && req.BackupID != "latest" {
@@ -64,7 +72,7 @@ func (s *Server) startDrill(c *gin.Context) {
 	p := principal(c)
 	id := workflows.DrillWorkflowID(s.now())
 	run, err := s.temporal.ExecuteWorkflow(c, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.DrillTaskQueue},
-		workflows.DrillWorkflow, workflows.DrillInput{BackupID: req.BackupID, RTOTarget: s.cfg.Backup.DrillRTOTarget})
+		workflows.DrillWorkflow, workflows.DrillInput{BackupID: req.BackupID, RTOTarget: s.cfg.Backup.DrillRTOTarget, Kind: req.Kind})
 	if err != nil {
 		s.internalError(c, err)
 		return

@@ -87,6 +87,10 @@ func TestStartBackupAndDrill(t *testing.T) {
 	// An unknown backup is a 404 and starts nothing.
 	r = e.do(http.MethodPost, "/api/v1/ops/drills", admin.Token, map[string]any{"backup_id": "nope"})
 	require.Equal(t, http.StatusNotFound, r.Code, string(r.Body))
+	// An unknown kind is a 400 and starts nothing.
+	r = e.do(http.MethodPost, "/api/v1/ops/drills", admin.Token, map[string]any{"kind": "physical"})
+	require.Equal(t, http.StatusBadRequest, r.Code, string(r.Body))
+	require.Equal(t, "invalid_kind", r.ErrorCode(t))
 
 	e.clock.Set(e.clock.Now().Add(time.Second))
 	r = e.do(http.MethodPost, "/api/v1/ops/drills", admin.Token, nil)

@@ -293,3 +293,18 @@ func ReconcileBackups(ctx context.Context, pool *pgxpool.Pool, stored []StoredBa
 	}
 	return drift, err
 }
+
+// WriteDrillMarker writes a PITR drill's marker row seq (idempotent: a retry keeps the first).
+func WriteDrillMarker(ctx context.Context, q Querier, drillID string, seq int) error {
+	_, err := q.Exec(ctx, `INSERT INTO pitr_drill_markers (drill_id, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING`, drillID, seq)
+	return err
+}
+
+// DrillMarkers lists the marker rows of a drill present in a database (a restored one).
+func DrillMarkers(ctx context.Context, q Querier, drillID string) ([]int, error) {
+	rows, err := q.Query(ctx, `SELECT seq FROM pitr_drill_markers WHERE drill_id = $1 ORDER BY seq`, drillID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int])
+}

@@ -128,9 +128,9 @@ func backupSchedules(cfg *config.Config) []schedule {
 		},
 		{
 			id: "drill-quarterly", cron: cfg.Backup.DrillSchedule, workflow: "DrillWorkflow",
-			args:      []any{workflows.DrillInput{RTOTarget: cfg.Backup.DrillRTOTarget}},
+			args:      []any{workflows.DrillInput{RTOTarget: cfg.Backup.DrillRTOTarget, Kind: workflows.DefaultDrillKind(cfg.PITR.Enabled)}},
 			taskQueue: workflows.DrillTaskQueue, workflowID: "drill-quarterly",
-			note: "Quarterly restore fire drill (DRILL_SCHEDULE)",
+			note: "Quarterly restore fire drill, logical and (with PITR_CIPHER_PASS) point-in-time (DRILL_SCHEDULE)",
 		},
 	}
 }

@@ -101,6 +101,8 @@ func TestBackupAndDrillEndToEnd(t *testing.T) {
 	var rep workflows.DrillResult
 	require.NoError(t, drun.Get(ctx, &rep))
 	require.Equal(t, workflows.DrillPass, rep.Outcome, rep.Error)
+	require.Equal(t, workflows.DrillLogical, rep.Kind, "without PITR a drill is logical")
+	require.Nil(t, rep.PITR)
 	require.Equal(t, bres.BackupID, rep.BackupID)
 	require.True(t, rep.Verified)
 	require.Less(t, rep.RTOSeconds, 120)

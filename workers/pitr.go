@@ -29,6 +29,7 @@ func registerPITR(ctx context.Context, w worker.Registry, d Deps) (func(), error
 	lookup := os.LookupEnv
 	if d.Config != nil {
 		lookup = d.Config.PITR.Lookup(os.LookupEnv)
+		a.RuntimeTemplate, a.TreasuryTemplate = d.Config.DatabaseURL, d.Config.Treasury.DatabaseURL
 	}
 	cfg, err := pitr.LoadConfig(lookup)
 	switch {

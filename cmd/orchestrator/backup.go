@@ -385,7 +385,7 @@ func printRestore(out io.Writer, m *backup.Manifest, res *recovery.Result) {
 
 func (a *app) drillCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "drill", Short: "Restore fire drills"}
-	var backupID string
+	var backupID, kind string
 	var wait bool
 	run := &cobra.Command{
 		Use:     "run",
@@ -394,13 +394,18 @@ func (a *app) drillCmd() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if kind == "" {
+				kind = workflows.DefaultDrillKind(a.cfg.PITR.Enabled)
+			} else if !workflows.ValidDrillKind(kind) {
+				return fmt.Errorf("--kind=%s: want logical, pitr or both", kind)
+			}
 			tc, err := a.temporalClient(ctx)
 			if err != nil {
 				return err
 			}
 			defer tc.Close()
 			r, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.DrillWorkflowID(time.Now()), TaskQueue: workflows.DrillTaskQueue},
-				workflows.DrillWorkflow, workflows.DrillInput{BackupID: backupID, RTOTarget: a.cfg.Backup.DrillRTOTarget})
+				workflows.DrillWorkflow, workflows.DrillInput{BackupID: backupID, RTOTarget: a.cfg.Backup.DrillRTOTarget, Kind: kind})
 			if err != nil {
 				return fmt.Errorf("start drill: %w", err)
 			}
@@ -417,6 +422,7 @@ func (a *app) drillCmd() *cobra.Command {
 	}
 	run.Flags().StringVar(&backupID, "backup", "", "the backup to restore (default the newest complete one)")
 	run.Flags().BoolVar(&wait, "wait", true, "wait for the drill to finish")
+	run.Flags().StringVar(&kind, "kind", "", "logical, pitr or both (default both when PITR_CIPHER_PASS is set, else logical)")
 
 	report := &cobra.Command{
 		Use:   "report",

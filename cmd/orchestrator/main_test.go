@@ -66,6 +66,7 @@ func TestBadConfigurationIsOneLine(t *testing.T) {
 		{"bad token user", nil, []string{"token", "--user", "bob"}, "--user must be a user id"},
 		{"token beyond its lifetime limit", nil, []string{"token", "--user", "0b7c2a44-1f8e-4c1e-9a57-1c6e2f3d4b5a", "--ttl", "2000h"}, "--ttl must be positive and at most OPERATOR_TOKEN_MAX_TTL (720h0m0s)"},
 		{"unknown command", nil, []string{"frobnicate"}, "unknown command"},
+		{"unknown drill kind", []string{"TEMPORAL_ADDRESS=127.0.0.1:1"}, []string{"drill", "run", "--kind", "physical"}, "--kind=physical: want logical, pitr or both"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -63,7 +63,7 @@ func (f *Fixture) EnvList() []string {
 
 // Start starts the store and the archiving cluster, with the stanza created, checked and a
 // full backup made.
-func Start(t *testing.T, ctx context.Context) *Fixture {
+func Start(t testing.TB, ctx context.Context) *Fixture {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "pitr-test-")
 	require.NoError(t, err)
@@ -127,7 +127,7 @@ func Start(t *testing.T, ctx context.Context) *Fixture {
 
 // tlsStore starts the in-process S3 store serving TLS with a certificate made here for
 // localhost (pgBackRest checks DNS names), keeps its CA file and makes the bucket.
-func (f *Fixture) tlsStore(t *testing.T) string {
+func (f *Fixture) tlsStore(t testing.TB) string {
 	t.Helper()
 	cert, caFile, err := s3server.LocalCert(filepath.Join(f.Dir, "tls"), 24*time.Hour)
 	require.NoError(t, err)
