@@ -105,13 +105,35 @@ type DrillRestoreResult struct {
 
 var unsafeName = regexp.MustCompile(`[^a-z0-9_]+`)
 
-// ScratchName is the scratch database of a drill.
-func ScratchName(drillID string) string {
+// ScratchName is the scratch database of one run of a drill: the drill's id and the first 8
+// characters of its run id. The run id is there because a drill's id is only unique within one
+// Temporal deployment: a manual drill is named for the second it started, and two deployments
+// that share a drill server (seen: two test processes, each with its embedded Temporal server,
+// on one machine's PostgreSQL) restored into, and dropped WITH (FORCE), the same database.
+func ScratchName(drillID, runID string) string {
 	n := "drill_" + unsafeName.ReplaceAllString(strings.ToLower(drillID), "_")
-	if len(n) > 60 {
-		n = n[:60]
+	if len(n) > 50 {
+		n = n[:50]
+	}
+	if run := unsafeName.ReplaceAllString(strings.ToLower(runID), ""); run != "" {
+		n += "_" + run[:min(8, len(run))]
 	}
 	return n
+}
+
+// legacyScratchName is the name drills restored into before ScratchName had the run id; a
+// drill in flight across the upgrade drops it too.
+func legacyScratchName(drillID string) string {
+	n := "drill_" + unsafeName.ReplaceAllString(strings.ToLower(drillID), "_")
+	return n[:min(60, len(n))]
+}
+
+// runOf is the workflow run of the activity ctx belongs to ("" outside an activity).
+func runOf(ctx context.Context) string {
+	if !activity.IsActivity(ctx) {
+		return ""
+	}
+	return activity.GetInfo(ctx).WorkflowExecution.RunID
 }
 
 // ErrProductionServer means a drill was about to restore onto the production server.
@@ -128,7 +150,7 @@ func (a *Drill) Restore(ctx context.Context, in DrillRestoreInput) (DrillRestore
 	if !a.AllowProductionServer && SameServer(a.ServerURL, a.ProductionURL) {
 		return DrillRestoreResult{}, nonRetryable("drill_production_server", ErrProductionServer)
 	}
-	name := ScratchName(in.DrillID)
+	name := ScratchName(in.DrillID, runOf(ctx))
 	if err := a.dropDB(ctx, name); err != nil {
 		return DrillRestoreResult{}, err
 	}
@@ -204,9 +226,13 @@ func SameServer(a, b string) bool {
 	return norm(ca.Host) == norm(cb.Host) && ca.Port == cb.Port
 }
 
-// DropScratch drops the drill's scratch database (idempotent).
+// DropScratch drops the drill run's scratch database (idempotent), and the name a run
+// restored into before the upgrade that added the run id.
 func (a *Drill) DropScratch(ctx context.Context, drillID string) error {
-	return a.dropDB(ctx, ScratchName(drillID))
+	if err := a.dropDB(ctx, legacyScratchName(drillID)); err != nil {
+		return err
+	}
+	return a.dropDB(ctx, ScratchName(drillID, runOf(ctx)))
 }
 
 func (a *Drill) dropDB(ctx context.Context, name string) error {

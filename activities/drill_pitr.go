@@ -98,7 +98,7 @@ type PITRDrillResult struct {
 // DrillDataDir is where a drill restores to a moment: a scratch data directory beside
 // pgBackRest's configuration, removed afterwards.
 func DrillDataDir(pitrDir, drillID string) string {
-	return filepath.Join(pitrDir, "drills", ScratchName(drillID))
+	return filepath.Join(pitrDir, "drills", ScratchName(drillID, ""))
 }
 
 // DrillRestore restores the repository to in.At into a scratch data directory on a scratch

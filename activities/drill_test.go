@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,4 +102,22 @@ func TestDrillResolvesBackupsFromTheStore(t *testing.T) {
 	row, err = db.GetBackup(ctx, pg.Pool, "only-in-store")
 	require.NoError(t, err)
 	require.Equal(t, "complete", row.Status)
+}
+
+// Two drills with the same id (two Temporal deployments sharing a drill server started a
+// manual drill in the same second) restore into different scratch databases: before the run id
+// was in the name, one dropped the other's WITH (FORCE) mid-restore (seen with two test
+// processes on one PostgreSQL). The name stays a valid identifier however long the id.
+func TestScratchNamePerRun(t *testing.T) {
+	id := "drill-manual-20261207T150405Z"
+	a := ScratchName(id, "0b7c2a44-1f8e-4c1e-9a57-1c6e2f3d4b5a")
+	b := ScratchName(id, "9f1d0c33-2a7e-4b1f-8c46-0d5e1f2a3b4c")
+	require.NotEqual(t, a, b)
+	require.Equal(t, "drill_drill_manual_20261207t150405z_0b7c2a44", a)
+	long := strings.Repeat("x", 200)
+	n := ScratchName(long, "0b7c2a44-1f8e")
+	require.LessOrEqual(t, len(n), 63)
+	require.True(t, strings.HasSuffix(n, "_0b7c2a44"), n)
+	require.NotEqual(t, legacyScratchName(id), a)
+	require.Equal(t, "drill_drill_manual_20261207t150405z", ScratchName(id, ""))
 }
