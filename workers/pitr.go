@@ -3,10 +3,13 @@ package workers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -93,4 +96,22 @@ func pitrSchedules(cfg *config.Config) []schedule {
 			workflowID: "pitr-diff-daily", note: "Daily differential physical backup with pgBackRest (PITR_DIFF_SCHEDULE)",
 		},
 	}
+}
+
+// pitrScheduleIDs are the Schedules pitrSchedules keeps when PITR is on.
+var pitrScheduleIDs = []string{"pitr-full-weekly", "pitr-diff-daily"}
+
+// RemovePITRSchedules deletes the PITR Schedules where they exist. It is for a process that
+// owns all of the system's Schedules and knows PITR is off — dev, whose earlier run may have
+// had its own archiving cluster — so that runs that could only fail are not started. In
+// production several workers with different settings apply Schedules, and none removes them.
+func RemovePITRSchedules(ctx context.Context, c client.Client) error {
+	for _, id := range pitrScheduleIDs {
+		err := c.ScheduleClient().GetHandle(ctx, id).Delete(ctx)
+		var nf *serviceerror.NotFound
+		if err != nil && !errors.As(err, &nf) {
+			return fmt.Errorf("schedule %s: %w", id, err)
+		}
+	}
+	return nil
 }

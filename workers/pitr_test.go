@@ -6,6 +6,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/stretchr/testify/require"
@@ -51,7 +52,14 @@ func TestPhysicalBackupWorkflowAndSchedules(t *testing.T) {
 			require.Equal(t, sunday, next.Weekday() == time.Sunday, "%s runs at %s", id, next)
 			require.Equal(t, 3, next.Hour(), id)
 		}
-		require.NoError(t, c.ScheduleClient().GetHandle(ctx, id).Delete(ctx))
+	}
+	// Dev with PITR off removes them (twice: nothing left is not an error).
+	require.NoError(t, RemovePITRSchedules(ctx, c))
+	require.NoError(t, RemovePITRSchedules(ctx, c))
+	for _, id := range pitrScheduleIDs {
+		_, err := c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
+		var nf *serviceerror.NotFound
+		require.ErrorAs(t, err, &nf, id)
 	}
 
 	app, err := db.Open(ctx, f.Roles.App)

@@ -207,6 +207,12 @@ func RunDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts D
 	if err := workers.ApplySchedules(ctx, tc, cfg); err != nil {
 		return err
 	}
+	if !cfg.PITR.Enabled {
+		// An earlier dev run on its own cluster may have made them; they could only fail now.
+		if err := workers.RemovePITRSchedules(ctx, tc); err != nil {
+			logger.Warn("pitr: cannot remove the PITR Schedules while PITR is off", "error", err)
+		}
+	}
 	pitrDev.firstBackup(ctx, tc, logger)
 
 	l, err := net.Listen("tcp", cfg.HTTPAddr)
