@@ -111,10 +111,7 @@ var unsafeName = regexp.MustCompile(`[^a-z0-9_]+`)
 // that share a drill server (seen: two test processes, each with its embedded Temporal server,
 // on one machine's PostgreSQL) restored into, and dropped WITH (FORCE), the same database.
 func ScratchName(drillID, runID string) string {
-	n := "drill_" + unsafeName.ReplaceAllString(strings.ToLower(drillID), "_")
-	if len(n) > 50 {
-		n = n[:50]
-	}
+	n := scratchBase(drillID, 50)
 	if run := unsafeName.ReplaceAllString(strings.ToLower(runID), ""); run != "" {
 		n += "_" + run[:min(8, len(run))]
 	}
@@ -123,9 +120,12 @@ func ScratchName(drillID, runID string) string {
 
 // legacyScratchName is the name drills restored into before ScratchName had the run id; a
 // drill in flight across the upgrade drops it too.
-func legacyScratchName(drillID string) string {
+func legacyScratchName(drillID string) string { return scratchBase(drillID, 60) }
+
+// scratchBase is "drill_" and the drill's id made a safe identifier, at most limit bytes.
+func scratchBase(drillID string, limit int) string {
 	n := "drill_" + unsafeName.ReplaceAllString(strings.ToLower(drillID), "_")
-	return n[:min(60, len(n))]
+	return n[:min(limit, len(n))]
 }
 
 // runOf is the workflow run of the activity ctx belongs to ("" outside an activity).
