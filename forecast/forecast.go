@@ -601,9 +601,10 @@ func (s *simulation) run(src *pcg) {
 	}
 	// Each path's parameters and starting level.
 	n := s.paths
-	buf := make([]float64, (4+len(s.marks))*n)
-	level, cum, mul, add := buf[:n], buf[n:2*n], buf[2*n:3*n], buf[3*n:4*n]
-	for p := range n {
+	work := getWork(n, (2+len(s.marks))*n)
+	defer works.Put(work)
+	ps, buf := work.paths, work.values
+	for p := range ps {
 		sigma := f.Volatility
 		if sigma > 0 {
 			// Stratified: path p draws from the p-th of n equal slices of the law.
@@ -615,37 +616,42 @@ func (s *simulation) run(src *pcg) {
 		mup := min(max(mu+sigma*sq*z1, muLo), muHi)
 		o := sigma * so * (rho*z1 + rho2*z2)
 		start := mup*g.oMean + o
+		var level float64
 		if math.Abs(start) <= 0.14 {
-			level[p] = daily * expSmall(start)
+			level = daily * expSmall(start)
 		} else {
-			level[p] = daily * math.Exp(start)
+			level = daily * math.Exp(start)
 		}
 		// The fourth root of the day's factor: e^((μp + σp²/8)/4)·(1 + σp·ε/4).
-		add[p] = expSmall(mup/4 + sigma*sigma/32)
-		mul[p] = add[p] * sigma / 4
+		add := expSmall(mup/4 + sigma*sigma/32)
+		// (every field written: a pooled buffer holds an earlier run's numbers)
+		ps[p] = pathState{level: level, add: add, mul: add * sigma / 4}
 	}
 	// Day by day across the paths: no step depends on the one before in the same loop, so
 	// the arithmetic overlaps the next draw (path by path, with the level and running sum in
 	// registers, measured slower). The running sums are kept at each mark.
 	snaps := make([][]float64, len(s.marks))
 	for i := range snaps {
-		snaps[i] = buf[(4+i)*n : (5+i)*n]
+		snaps[i] = buf[i*n : (i+1)*n]
 	}
 	day := 0
 	for i, mark := range s.marks {
 		for ; day < mark; day++ {
-			walkDay(src, level, cum, add, mul)
+			walkDay(src, ps)
 		}
-		copy(snaps[i], cum)
+		for p := range ps {
+			snaps[i][p] = ps[p].cum
+		}
 	}
-	scratch := level // the levels are no longer needed: a buffer for the median's selection
+	values := buf[len(s.marks)*n : (len(s.marks)+1)*n] // the horizon's values, for the median
+	scratch := buf[(len(s.marks)+1)*n:]
 	for k, w := range s.window {
 		from, to := snaps[w[0]], snaps[w[1]]
 		low, high := &s.low[k], &s.high[k]
 		var sum float64
 		for p, end := range to {
 			v := end - from[p]
-			scratch[p] = v
+			values[p] = v
 			sum += v
 			if len(low.v) < low.k || v < low.v[0] {
 				low.offer(v)
@@ -655,7 +661,7 @@ func (s *simulation) run(src *pcg) {
 			}
 		}
 		s.sums[k] = sum
-		s.medians[k] = Quantile(scratch, 0.5)
+		s.medians[k] = quantile(values, 0.5, scratch)
 		if s.values != nil {
 			s.values[k] = append(s.values[k], to...)
 			for p := range s.values[k] {
@@ -665,26 +671,81 @@ func (s *simulation) run(src *pcg) {
 	}
 }
 
+// pathState is one path's walk: its level, the running sum of its levels, and the two parts of
+// its day factor's fourth root (see dayFactor). Kept together, so that the day loop holds one
+// base address, not four (with four the compiler ran out of registers and kept the
+// generator's state on the stack).
+type pathState struct{ level, cum, add, mul float64 }
+
+// work is a simulation's buffers, reused across runs and goroutines through works (a run's
+// work is its own from getWork to works.Put; nothing returned points into it).
+type work struct {
+	paths  []pathState
+	values []float64
+}
+
+var works sync.Pool
+
+// getWork is a work with n paths and m values from the pool. Its contents are not zeroed.
+func getWork(n, m int) *work {
+	w, _ := works.Get().(*work)
+	if w == nil {
+		w = &work{}
+	}
+	if cap(w.paths) < n {
+		w.paths = make([]pathState, n)
+	}
+	if cap(w.values) < m {
+		w.values = make([]float64, m)
+	}
+	w.paths, w.values = w.paths[:n], w.values[:m]
+	return w
+}
+
 // walkDay moves every path one day: level ← level·dayFactor(add, mul, ε), cum += level, with
-// ε the next standard normal of src: the generator's state in locals and the ziggurat's common
-// case inlined (see normal).
-func walkDay(src *pcg, level, cum, add, mul []float64) {
-	cum, add, mul = cum[:len(level)], add[:len(level)], mul[:len(level)]
+// ε the next standard normal of src. walkFast moves the paths whose draw is the ziggurat's
+// common case, with no call in its loop; a draw that is not is finished here by normalSlow,
+// and walkFast goes on from the next path. (With the slow path called from inside the loop,
+// the compiler kept the generator's state on the stack, and the loop ran about a fifth slower
+// than the bare draws.)
+func walkDay(src *pcg, ps []pathState) {
+	for p := 0; p < len(ps); p++ {
+		k, u := walkFast(src, ps[p:])
+		p += k
+		if p == len(ps) {
+			break
+		}
+		s := &ps[p]
+		v := s.level * dayFactor(s.add, s.mul, normalSlow(src, u))
+		s.level = v
+		s.cum += v
+	}
+}
+
+// walkFast moves paths from the first on, the generator's state in locals, until a draw (the
+// word u) falls outside its strip's rectangle: it returns how many paths it moved and u, src
+// left just after u.
+func walkFast(src *pcg, ps []pathState) (int, uint64) {
 	hi, lo := src.hi, src.lo
-	for p, l := range level {
+	for p := range ps {
 		var u uint64
 		hi, lo, u = pcgStep(hi, lo)
 		eps, ok := zigFast(u)
 		if !ok {
 			src.hi, src.lo = hi, lo
-			eps = normalSlow(src, u)
-			hi, lo = src.hi, src.lo
+			return p, u
 		}
-		v := l * dayFactor(add[p], mul[p], eps)
-		level[p] = v
-		cum[p] += v
+		// dayFactor without its floor at 0: a draw in a rectangle has |ε| < zigR, and a path's
+		// σ ≤ MaxVolatility, so add + mul·ε = add·(1 + σε/4) > add·(1 − 0.125·3.45) > 0.
+		s := &ps[p]
+		m := s.add + s.mul*eps
+		m *= m
+		v := s.level * (m * m)
+		s.level = v
+		s.cum += v
 	}
 	src.hi, src.lo = hi, lo
+	return len(ps), 0
 }
 
 // dayFactor is a day's growth factor of a path from its fourth root's parts (add + mul·ε)⁴:
@@ -718,16 +779,75 @@ func (s *simulation) interval(k int) (float64, float64) {
 }
 
 // Quantile is the prob-quantile of vs, linearly interpolated between order statistics as in
-// interval, found by selection (Hoare's quickselect, median-of-three pivots) in expected
-// linear time. It reorders vs.
+// interval, found by selection, never by sorting (see quantile). It may reorder vs.
 func Quantile(vs []float64, prob float64) float64 {
-	if len(vs) == 0 {
+	return quantile(vs, prob, make([]float64, len(vs)))
+}
+
+// Sizes of quantile's bracketing: a sample of quantileSample values (evenly spaced in vs; the
+// engine's paths are in the order of their volatility strata, so this is a stratified sample)
+// and a bracket of quantileReach sample ranks either side of the wanted one.
+const (
+	quantileSample = 64
+	quantileReach  = 8
+	quantileMinLen = 256 // below this a plain quickselect is as fast
+)
+
+// quantile is Quantile with a scratch buffer at least as long as vs. For long inputs it
+// brackets the wanted order statistics between two values of a small sorted sample, then in
+// one pass over vs counts the values below the bracket and copies those inside it into
+// scratch, and selects in scratch (about a quarter of vs with the engine's 1,000 paths). When
+// the bracket misses (the sample was unlucky, a few percent of the time), it selects in vs
+// itself (Hoare's quickselect, median-of-three pivots), as it does for short inputs: the answer
+// is the same exact order statistics either way.
+func quantile(vs []float64, prob float64, scratch []float64) float64 {
+	n := len(vs)
+	if n == 0 {
 		return 0
 	}
-	pos := math.Min(math.Max(prob, 0), 1) * float64(len(vs)-1)
+	pos := math.Min(math.Max(prob, 0), 1) * float64(n-1)
 	i := int(pos)
+	need := i // the highest rank needed
+	if i+1 < n && pos != float64(i) {
+		need = i + 1
+	}
+	if n >= quantileMinLen && len(scratch) >= n {
+		var sample [quantileSample]float64
+		for j := range sample {
+			sample[j] = vs[j*(n-1)/(quantileSample-1)]
+		}
+		insertionSort(sample[:])
+		r := int(pos / float64(n-1) * (quantileSample - 1))
+		lo, hi := sample[max(r-quantileReach, 0)], sample[min(r+quantileReach, quantileSample-1)]
+		// Without branches (which values fall where is random, so a branch would be
+		// mispredicted often): every value is written to scratch[m], and m moves on only for
+		// one inside the bracket.
+		scratch = scratch[:n]
+		below, m := 0, 0
+		for _, v := range vs {
+			b, in := 0, 1
+			if v < lo {
+				b = 1
+			}
+			if v < lo || v > hi {
+				in = 0
+			}
+			scratch[m] = v
+			below += b
+			m += in
+		}
+		if below <= i && need < below+m {
+			return orderStats(scratch[:m], i-below, pos-float64(i), need > i)
+		}
+	}
+	return orderStats(vs, i, pos-float64(i), need > i)
+}
+
+// orderStats is the i-th smallest value of vs (0-based), interpolated by frac towards the next
+// one when next. It reorders vs.
+func orderStats(vs []float64, i int, frac float64, next bool) float64 {
 	a := selectKth(vs, i)
-	if i+1 >= len(vs) || pos == float64(i) {
+	if !next {
 		return a
 	}
 	// After the selection everything right of i is ≥ vs[i]: the next order statistic is
@@ -736,7 +856,19 @@ func Quantile(vs []float64, prob float64) float64 {
 	for _, v := range vs[i+2:] {
 		b = math.Min(b, v)
 	}
-	return interpolate(a, b, pos-float64(i))
+	return interpolate(a, b, frac)
+}
+
+// insertionSort sorts a short slice in place.
+func insertionSort(vs []float64) {
+	for i := 1; i < len(vs); i++ {
+		v := vs[i]
+		j := i
+		for ; j > 0 && vs[j-1] > v; j-- {
+			vs[j] = vs[j-1]
+		}
+		vs[j] = v
+	}
 }
 
 // selectKth reorders vs so that vs[k] is its k-th smallest value (0-based), no value left of
