@@ -47,7 +47,8 @@
 //
 // The summaries are found without sorting: per horizon a running sum (the mean), two bounded
 // heaps that keep the 26 smallest and 26 largest values (with 1,000 paths) for the
-// percentiles, and a quickselect for the median. The random stream is a PCG seeded from (creator
+// percentiles, and for the median a selection among the values a small sample brackets (see
+// quantile). The random stream is a PCG seeded from (creator
 // id, asset, as-of date), so the same inputs give the same numbers on any machine.
 //
 // # Short and odd histories
