@@ -602,7 +602,7 @@ func (s *simulation) run(src *pcg) {
 	}
 	// Each path's parameters and starting level.
 	n := s.paths
-	work := getWork(n, (2+len(s.marks))*n)
+	work := getWork(n, (1+len(s.marks))*n)
 	defer works.Put(work)
 	ps, buf := work.paths, work.values
 	for p := range ps {
@@ -644,15 +644,24 @@ func (s *simulation) run(src *pcg) {
 			snaps[i][p] = ps[p].cum
 		}
 	}
-	values := buf[len(s.marks)*n : (len(s.marks)+1)*n] // the horizon's values, for the median
-	scratch := buf[(len(s.marks)+1)*n:]
+	// Each horizon's summaries in one pass over its paths: the sum, the percentiles' heaps, and
+	// the values inside the median's bracket (see quantile).
+	scratch := buf[len(s.marks)*n : (len(s.marks)+1)*n]
+	mi, mNext, mFrac := ranks(n, 0.5)
 	for k, w := range s.window {
 		from, to := snaps[w[0]], snaps[w[1]]
+		to = to[:len(from)]
 		low, high := &s.low[k], &s.high[k]
+		var sample [quantileSample]float64
+		for j := range sample {
+			q := sampleIndex(j, n)
+			sample[j] = to[q] - from[q]
+		}
+		lo, hi := bracket(&sample, mi, n)
 		var sum float64
-		for p, end := range to {
-			v := end - from[p]
-			values[p] = v
+		below, m := 0, 0
+		for p, start := range from {
+			v := to[p] - start
 			sum += v
 			if len(low.v) < low.k || v < low.v[0] {
 				low.offer(v)
@@ -660,9 +669,20 @@ func (s *simulation) run(src *pcg) {
 			if len(high.v) < high.k || v > high.v[0] {
 				high.offer(v)
 			}
+			b, in := inBracket(v, lo, hi)
+			scratch[m] = v
+			below += b
+			m += in
 		}
 		s.sums[k] = sum
-		s.medians[k] = quantile(values, 0.5, scratch)
+		if bracketHolds(mi, mNext, below, m) {
+			s.medians[k] = orderStats(scratch[:m], mi-below, mFrac, mNext)
+		} else {
+			for p, start := range from {
+				scratch[p] = to[p] - start
+			}
+			s.medians[k] = orderStats(scratch, mi, mFrac, mNext)
+		}
 		if s.values != nil {
 			s.values[k] = append(s.values[k], to...)
 			for p := range s.values[k] {
@@ -795,53 +815,80 @@ const (
 )
 
 // quantile is Quantile with a scratch buffer at least as long as vs. For long inputs it
-// brackets the wanted order statistics between two values of a small sorted sample, then in
-// one pass over vs counts the values below the bracket and copies those inside it into
-// scratch, and selects in scratch (about a quarter of vs with the engine's 1,000 paths). When
-// the bracket misses (the sample was unlucky, a few percent of the time), it selects in vs
-// itself (Hoare's quickselect, median-of-three pivots), as it does for short inputs: the answer
-// is the same exact order statistics either way.
+// brackets the wanted order statistics between two values of a small sorted sample (bracket),
+// then in one pass over vs counts the values below the bracket and copies those inside it into
+// scratch (inBracket), and selects in scratch (about a quarter of vs with the engine's 1,000
+// paths). When the bracket misses (the sample was unlucky, a few percent of the time), it
+// selects in vs itself (Hoare's quickselect, median-of-three pivots), as it does for short
+// inputs: the answer is the same exact order statistics either way.
 func quantile(vs []float64, prob float64, scratch []float64) float64 {
 	n := len(vs)
 	if n == 0 {
 		return 0
 	}
-	pos := math.Min(math.Max(prob, 0), 1) * float64(n-1)
-	i := int(pos)
-	need := i // the highest rank needed
-	if i+1 < n && pos != float64(i) {
-		need = i + 1
-	}
+	i, next, frac := ranks(n, prob)
 	if n >= quantileMinLen && len(scratch) >= n {
 		var sample [quantileSample]float64
 		for j := range sample {
-			sample[j] = vs[j*(n-1)/(quantileSample-1)]
+			sample[j] = vs[sampleIndex(j, n)]
 		}
-		insertionSort(sample[:])
-		r := int(pos / float64(n-1) * (quantileSample - 1))
-		lo, hi := sample[max(r-quantileReach, 0)], sample[min(r+quantileReach, quantileSample-1)]
-		// Without branches (which values fall where is random, so a branch would be
-		// mispredicted often): every value is written to scratch[m], and m moves on only for
-		// one inside the bracket.
+		lo, hi := bracket(&sample, i, n)
 		scratch = scratch[:n]
 		below, m := 0, 0
 		for _, v := range vs {
-			b, in := 0, 1
-			if v < lo {
-				b = 1
-			}
-			if v < lo || v > hi {
-				in = 0
-			}
+			b, in := inBracket(v, lo, hi)
 			scratch[m] = v
 			below += b
 			m += in
 		}
-		if below <= i && need < below+m {
-			return orderStats(scratch[:m], i-below, pos-float64(i), need > i)
+		if bracketHolds(i, next, below, m) {
+			return orderStats(scratch[:m], i-below, frac, next)
 		}
 	}
-	return orderStats(vs, i, pos-float64(i), need > i)
+	return orderStats(vs, i, frac, next)
+}
+
+// ranks are the order statistics the prob-quantile of n values needs: the i-th (0-based),
+// and the next one when next, interpolated by frac.
+func ranks(n int, prob float64) (i int, next bool, frac float64) {
+	pos := math.Min(math.Max(prob, 0), 1) * float64(n-1)
+	i = int(pos)
+	return i, i+1 < n && pos != float64(i), pos - float64(i)
+}
+
+// sampleIndex is the index of the j-th of quantileSample values sampled evenly from n.
+func sampleIndex(j, n int) int { return j * (n - 1) / (quantileSample - 1) }
+
+// bracket sorts the sample and returns the values quantileReach sample ranks either side of
+// where rank i of n falls.
+func bracket(sample *[quantileSample]float64, i, n int) (lo, hi float64) {
+	insertionSort(sample[:])
+	r := i * (quantileSample - 1) / (n - 1)
+	return sample[max(r-quantileReach, 0)], sample[min(r+quantileReach, quantileSample-1)]
+}
+
+// inBracket is, without branches (where a value falls is random, so a branch would often be
+// mispredicted), whether v is below the bracket [lo, hi] and whether it is inside it. The
+// caller writes every value at scratch[m] and moves m on by in.
+func inBracket(v, lo, hi float64) (below, in int) {
+	in = 1
+	if v < lo {
+		below = 1
+	}
+	if v < lo || v > hi {
+		in = 0
+	}
+	return below, in
+}
+
+// bracketHolds reports whether the values inside the bracket, below of them under it and m
+// inside, hold the order statistics ranks named.
+func bracketHolds(i int, next bool, below, m int) bool {
+	need := i
+	if next {
+		need++
+	}
+	return below <= i && need < below+m
 }
 
 // orderStats is the i-th smallest value of vs (0-based), interpolated by frac towards the next
