@@ -605,15 +605,19 @@ func (s *simulation) run(src *pcg) {
 	work := getWork(n, (1+len(s.marks))*n)
 	defer works.Put(work)
 	ps, buf := work.paths, work.values
+	// First every path's draws, in the stream's order, held in its record (then the
+	// arithmetic, which waits on no draw, overlaps from one path to the next).
+	drawParameters(src, ps, f.Volatility > 0)
 	for p := range ps {
+		d := &ps[p]
 		sigma := f.Volatility
 		if sigma > 0 {
 			// Stratified: path p draws from the p-th of n equal slices of the law.
-			u := (float64(p) + src.uniform()) / float64(n)
+			u := (float64(p) + d.level) / float64(n)
 			// (the built-in min and max: math.Min and math.Max, same results, are not inlined)
 			sigma = min(sigma*math.Sqrt(law.mean/law.at(u)), MaxVolatility)
 		}
-		z1, z2 := src.normal(), src.normal()
+		z1, z2 := d.add, d.mul
 		mup := min(max(mu+sigma*sq*z1, muLo), muHi)
 		o := sigma * so * (rho*z1 + rho2*z2)
 		start := mup*g.oMean + o
@@ -689,6 +693,20 @@ func (s *simulation) run(src *pcg) {
 				s.values[k][p] -= from[p]
 			}
 		}
+	}
+}
+
+// drawParameters draws each path's random numbers for its parameters and starting level, in
+// this order: a uniform (when withUniform; into level), two normals (into add and mul).
+func drawParameters(src *pcg, ps []pathState, withUniform bool) {
+	for p := range ps {
+		var u float64
+		if withUniform {
+			u = src.uniform()
+		}
+		z1 := src.normal()
+		z2 := src.normal()
+		ps[p] = pathState{level: u, add: z1, mul: z2}
 	}
 }
 
