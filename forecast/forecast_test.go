@@ -99,8 +99,8 @@ func TestEstimatorsUnbiased(t *testing.T) {
 	require.InDelta(t, 1, z2/series, 0.1)
 }
 
-// TestPercentilesBySelection: the heaps give exactly the interpolated order statistics of the
-// sorted path values.
+// TestPercentilesBySelection: the percentiles and the median are exactly the interpolated order
+// statistics of the sorted path values.
 func TestPercentilesBySelection(t *testing.T) {
 	f, err := Estimate(History{Revenue: modelSeries(rand.New(rand.NewPCG(3, 4)), HistoryDays, 12, 0.001, 0.02)}, SmoothingDays)
 	require.NoError(t, err)
@@ -456,27 +456,43 @@ func TestDayFactorMatchesLognormal(t *testing.T) {
 	}
 }
 
-func TestBoundedHeap(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 6))
-	for _, k := range []int{1, 2, 3, 26} {
-		small, large := newBoundedHeap(k, true), newBoundedHeap(k, false)
-		var all []float64
-		for range 500 {
-			x := math.Floor(rng.Float64() * 100) // with ties
-			all = append(all, x)
-			small.offer(x)
-			large.offer(x)
-		}
-		slices.Sort(all)
-		r, n := small.topTwo()
-		require.Equal(t, all[k-1], r)
-		if k > 1 {
-			require.Equal(t, all[k-2], n)
-		}
-		r, n = large.topTwo()
-		require.Equal(t, all[len(all)-k], r)
-		if k > 1 {
-			require.Equal(t, all[len(all)-k+1], n)
+// TestSummarizeBracketsMiss: summarize's brackets come from a sample of the values; when the
+// sample is unrepresentative (every sampled value among the smallest, or the largest) a
+// bracket does not hold its ranks, and the percentiles and the median still are the exact
+// interpolated order statistics (from all the values).
+func TestSummarizeBracketsMiss(t *testing.T) {
+	for _, n := range []int{quantileMinLen, 1000, 1001} {
+		for _, sampledLow := range []bool{true, false} {
+			from, to := make([]float64, n), make([]float64, n)
+			for i := range to {
+				from[i] = float64(i % 7)
+				to[i] = from[i] + float64(n+(i*37)%n)
+			}
+			for j := range quantileSample {
+				v := -float64(j)
+				if !sampledLow {
+					v = float64(10*n + j)
+				}
+				to[sampleIndex(j, n)] = from[sampleIndex(j, n)] + v
+			}
+			vs := make([]float64, n)
+			var wantSum float64
+			for i := range vs {
+				vs[i] = to[i] - from[i]
+				wantSum += vs[i]
+			}
+			sorted := slices.Sorted(slices.Values(vs))
+			q := func(prob float64) float64 {
+				pos := prob * float64(n-1)
+				i := int(pos)
+				return sorted[i] + (sorted[i+1]-sorted[i])*(pos-float64(i))
+			}
+			sum, lower, median, upper := summarize(from, to, make([]float64, 4*n))
+			msg := fmt.Sprintf("n %d sampled low %v", n, sampledLow)
+			require.Equal(t, wantSum, sum, msg)
+			require.InDelta(t, q(0.025), lower, 1e-9, msg)
+			require.InDelta(t, q(0.5), median, 1e-9, msg)
+			require.InDelta(t, q(0.975), upper, 1e-9, msg)
 		}
 	}
 }
