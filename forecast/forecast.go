@@ -810,7 +810,10 @@ func walkDay(src *pcg, ps []pathState) {
 // left just after u.
 func walkFast(src *pcg, ps []pathState) (int, uint64) {
 	hi, lo := src.hi, src.lo
-	for p := range ps {
+	// Two paths per turn of the loop (the loop's own bookkeeping, and the compiler's moves of
+	// the state between registers at its end, once per two draws).
+	p := 0
+	for ; p+1 < len(ps); p += 2 {
 		var u uint64
 		hi, lo, u = pcgStep(hi, lo)
 		eps, ok := zigFast(u)
@@ -818,17 +821,38 @@ func walkFast(src *pcg, ps []pathState) (int, uint64) {
 			src.hi, src.lo = hi, lo
 			return p, u
 		}
-		// dayFactor without its floor at 0: a draw in a rectangle has |ε| < zigR, and a path's
-		// σ ≤ MaxVolatility, so add + mul·ε = add·(1 + σε/4) > add·(1 − 0.125·3.45) > 0.
-		s := &ps[p]
-		m := s.add + s.mul*eps
-		m *= m
-		v := s.level * (m * m)
-		s.level = v
-		s.cum += v
+		ps[p].move(eps)
+		hi, lo, u = pcgStep(hi, lo)
+		eps, ok = zigFast(u)
+		if !ok {
+			src.hi, src.lo = hi, lo
+			return p + 1, u
+		}
+		ps[p+1].move(eps)
+	}
+	if p < len(ps) {
+		var u uint64
+		hi, lo, u = pcgStep(hi, lo)
+		eps, ok := zigFast(u)
+		if !ok {
+			src.hi, src.lo = hi, lo
+			return p, u
+		}
+		ps[p].move(eps)
 	}
 	src.hi, src.lo = hi, lo
 	return len(ps), 0
+}
+
+// move is a path's day with the shock eps of a draw in a ziggurat rectangle: dayFactor without
+// its floor at 0, since such a draw has |ε| < zigR and a path's σ ≤ MaxVolatility, so
+// add + mul·ε = add·(1 + σε/4) > add·(1 − 0.125·3.45) > 0.
+func (s *pathState) move(eps float64) {
+	m := s.add + s.mul*eps
+	m *= m
+	v := s.level * (m * m)
+	s.level = v
+	s.cum += v
 }
 
 // dayFactor is a day's growth factor of a path from its fourth root's parts (add + mul·ε)⁴:

@@ -686,3 +686,32 @@ func TestBacktestOnModelSeries(t *testing.T) {
 		}
 	}
 }
+
+// TestWalkDayMatchesDraws: walkDay (its unrolled fast loop, its exits at either path of a pair
+// and its odd last path, the slow draws finished outside the loop) moves every path exactly as
+// drawing each path's normal in turn and applying dayFactor does, and leaves the generator
+// where those draws leave it.
+func TestWalkDayMatchesDraws(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{1, 2, 3, 4, 7, 1000, 1001} {
+		ps := make([]pathState, n)
+		want := make([]pathState, n)
+		for p := range ps {
+			sigma := rng.Float64() * MaxVolatility
+			add := 1 + (rng.Float64()-0.5)*0.01
+			ps[p] = pathState{level: 1 + rng.Float64(), add: add, mul: add * sigma / 4}
+			want[p] = ps[p]
+		}
+		src, ref := &pcg{hi: uint64(n), lo: 99}, &pcg{hi: uint64(n), lo: 99}
+		for range 60 {
+			walkDay(src, ps)
+			for p := range want {
+				w := &want[p]
+				w.level *= dayFactor(w.add, w.mul, normal(ref))
+				w.cum += w.level
+			}
+		}
+		require.Equal(t, want, ps, "paths %d", n)
+		require.Equal(t, *ref, *src, "paths %d", n)
+	}
+}
