@@ -12,9 +12,9 @@ import (
 
 // How an instance commits direct messages: sendWorkers transactions at a time, each carrying
 // the sends that arrived while the previous ones committed (at most sendBatchMax).
-var (
-	sendWorkers  = tuneInt("I15_SEND_WORKERS", 4)
-	sendBatchMax = tuneInt("I15_SEND_BATCH", 64)
+const (
+	sendWorkers  = 4
+	sendBatchMax = 64
 )
 
 // messageSends gathers the sends of concurrent requests into shared transactions
