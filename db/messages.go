@@ -190,18 +190,17 @@ func SendMessagesAudited(ctx context.Context, pool *pgxpool.Pool, reqs []SendReq
 		return out
 	}
 	slices.SortStableFunc(sends, func(a, b *auditedSend) int { return strings.Compare(a.bucket, b.bucket) })
-	b := &pgx.Batch{}
-	for _, st := range sends {
-		b.Queue(sendAuditedSQL, st.args...).QueryRow(func(row pgx.Row) error {
-			var err error
-			out[st.index], err = st.scan(row)
-			return err // a database error; a refused send is a result
-		})
-	}
-	// The batch goes as one pipeline ending in one Sync, so its statements run in one implicit
-	// transaction: committed when they all succeed, rolled back (all of them) when one fails.
-	// BEGIN and COMMIT would be two more round trips, each one added to every send's wait.
-	err := pool.SendBatch(ctx, b).Close()
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, st := range sends {
+			b.Queue(sendAuditedSQL, st.args...).QueryRow(func(row pgx.Row) error {
+				var err error
+				out[st.index], err = st.scan(row)
+				return err // a database error; a refused send is a result
+			})
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
 	if err == nil {
 		return out
 	}
