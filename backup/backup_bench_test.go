@@ -56,14 +56,16 @@ type workerResult struct {
 	// ZstdPeak is the largest VmRSS sampled of the worker's zstd program (a process of its own).
 	ZstdPeak int64
 	// CPU is the worker's own CPU time (user + system) during the backup; DumpCPU its
-	// reaped children's (pg_dump, the zstd program).
-	CPU, DumpCPU time.Duration
+	// reaped children's (pg_dump, the zstd program); MinIOCPU the object store's; Busy what
+	// all cores spent busy, everyone's work included.
+	CPU, DumpCPU, MinIOCPU, Busy time.Duration
 }
 
 // workerBackup starts the production worker (bin worker) with env, waits until it polls the
 // backup task queue, runs `bin backup now` and returns the backup's manifest (the only one in
-// the store) with the worker's figures.
-func workerBackup(b *testing.B, bin string, env []string, st Store) workerResult {
+// the store) with the worker's figures and the CPU the object store (minio) and the machine
+// spent during the backup.
+func workerBackup(b *testing.B, bin string, env []string, st Store, minio *os.Process) workerResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	worker := exec.Command(bin, "worker")
@@ -92,6 +94,8 @@ func workerBackup(b *testing.B, bin string, env []string, st Store) workerResult
 	var r workerResult
 	r.RSSBefore = procKB(pid, "VmRSS") << 10
 	cpu, dumpCPU := procCPU(worker.Process.Pid)
+	minioCPU, _ := procCPU(minio.Pid)
+	busy := machineCPU()
 	stop := sampleEvery(20*time.Millisecond, func() {
 		r.AnonPeak = max(r.AnonPeak, procKB(pid, "RssAnon")<<10)
 		r.FilePeak = max(r.FilePeak, procKB(pid, "RssFile")<<10)
@@ -111,6 +115,8 @@ func workerBackup(b *testing.B, bin string, env []string, st Store) workerResult
 	r.Peak = procKB(pid, "VmHWM") << 10
 	cpuAfter, dumpAfter := procCPU(worker.Process.Pid)
 	r.CPU, r.DumpCPU = cpuAfter-cpu, dumpAfter-dumpCPU
+	minioAfter, _ := procCPU(minio.Pid)
+	r.MinIOCPU, r.Busy = minioAfter-minioCPU, machineCPU()-busy
 	l, err := List(ctx, st)
 	require.NoError(b, err)
 	require.Len(b, l, 1, "one backup in the store: %s", out)
@@ -319,12 +325,8 @@ func BenchmarkBackupPipeline(b *testing.B) {
 			"BACKUP_RECIPIENTS="+id.Recipient().String(),
 			"LOG_LEVEL=warn",
 		)
-		minioCPU, busy := procCPU(minio.Pid)
-		busy = machineCPU()
-		child := workerBackup(b, bin, env, store)
-		minioAfter, _ := procCPU(minio.Pid)
-		minioCPU, busy = minioAfter-minioCPU, machineCPU()-busy
-		m, pipeline, peak := child.Manifest, child.Elapsed, child.Peak
+		child := workerBackup(b, bin, env, store, minio)
+		m, pipeline, peak, minioCPU, busy := child.Manifest, child.Elapsed, child.Peak, child.MinIOCPU, child.Busy
 
 		start := time.Now()
 		_, err = Fingerprint(ctx, url)
@@ -382,8 +384,12 @@ func BenchmarkBackupPipeline(b *testing.B) {
 			}
 			fmt.Fprintf(&t, "\n%-30s %-136s %-9s %s", metric, value, target, met)
 		}
-		fmt.Fprintf(&t, "%s: %d MB on disk%s, dump -Z0 %d MB; load average (1, 5, 15 min) %s at the start, %s at the end",
-			benchDB, dbSize>>20, generated, m.DumpBytes>>20, loadStart, testharness.LoadAvg())
+		compressor := "the Go encoder (no zstd program on PATH)"
+		if c := defaultCompression(); c.program != "" {
+			compressor = c.program + " " + strings.Join(c.args, " ")
+		}
+		fmt.Fprintf(&t, "%s: %d MB on disk%s, dump -Z0 %d MB, compressed by %s; load average (1, 5, 15 min) %s at the start, %s at the end",
+			benchDB, dbSize>>20, generated, m.DumpBytes>>20, compressor, loadStart, testharness.LoadAvg())
 		fmt.Fprintf(&t, "\n%-30s %-136s %-9s %s", "metric", "value", "target", "met")
 		row("backup time / raw dump", fmt.Sprintf("%s / %s = %.2f (`backup now`; manifest's start to end %s; fingerprint alone %s)", pipeline.Round(time.Millisecond),
 			raw.Round(time.Millisecond), ratio, m.FinishedAt.Sub(m.StartedAt).Round(time.Millisecond), fpTime.Round(time.Millisecond)), "<= 1.3", ratio <= 1.3)
