@@ -47,7 +47,8 @@
 //
 // The summaries are found without sorting: per horizon a running sum (the mean), two bounded
 // heaps that keep the 26 smallest and 26 largest values (with 1,000 paths) for the
-// percentiles, and a quickselect for the median. The random stream is a PCG seeded from (creator
+// percentiles, and for the median a selection among the values a small sample brackets (see
+// quantile). The random stream is a PCG seeded from (creator
 // id, asset, as-of date), so the same inputs give the same numbers on any machine.
 //
 // # Short and odd histories
@@ -601,51 +602,77 @@ func (s *simulation) run(src *pcg) {
 	}
 	// Each path's parameters and starting level.
 	n := s.paths
-	buf := make([]float64, (4+len(s.marks))*n)
-	level, cum, mul, add := buf[:n], buf[n:2*n], buf[2*n:3*n], buf[3*n:4*n]
-	for p := range n {
-		sigma := f.Volatility
-		if sigma > 0 {
+	work := getWork(n, (1+len(s.marks))*n)
+	defer works.Put(work)
+	ps, buf := work.paths, work.values
+	// First every path's draws, in the stream's order, held in its record (then the
+	// arithmetic, which waits on no draw, overlaps from one path to the next).
+	// The volatility first, in a loop of its own: its divisions and square root are long
+	// chains, which overlap better across paths without the rest in between.
+	drawParameters(src, ps, f.Volatility > 0)
+	if f.Volatility > 0 {
+		for p := range ps {
 			// Stratified: path p draws from the p-th of n equal slices of the law.
-			u := (float64(p) + src.uniform()) / float64(n)
+			u := (float64(p) + ps[p].level) / float64(n)
 			// (the built-in min and max: math.Min and math.Max, same results, are not inlined)
-			sigma = min(sigma*math.Sqrt(law.mean/law.at(u)), MaxVolatility)
+			ps[p].level = min(f.Volatility*math.Sqrt(law.mean/law.at(u)), MaxVolatility)
 		}
-		z1, z2 := src.normal(), src.normal()
+	} else {
+		for p := range ps {
+			ps[p].level = f.Volatility
+		}
+	}
+	for p := range ps {
+		d := &ps[p]
+		sigma, z1, z2 := d.level, d.add, d.mul
 		mup := min(max(mu+sigma*sq*z1, muLo), muHi)
 		o := sigma * so * (rho*z1 + rho2*z2)
 		start := mup*g.oMean + o
+		var level float64
 		if math.Abs(start) <= 0.14 {
-			level[p] = daily * expSmall(start)
+			level = daily * expSmall(start)
 		} else {
-			level[p] = daily * math.Exp(start)
+			level = daily * math.Exp(start)
 		}
 		// The fourth root of the day's factor: e^((μp + σp²/8)/4)·(1 + σp·ε/4).
-		add[p] = expSmall(mup/4 + sigma*sigma/32)
-		mul[p] = add[p] * sigma / 4
+		add := expSmall(mup/4 + sigma*sigma/32)
+		// (every field written: a pooled buffer holds an earlier run's numbers)
+		ps[p] = pathState{level: level, add: add, mul: add * sigma / 4}
 	}
 	// Day by day across the paths: no step depends on the one before in the same loop, so
 	// the arithmetic overlaps the next draw (path by path, with the level and running sum in
 	// registers, measured slower). The running sums are kept at each mark.
 	snaps := make([][]float64, len(s.marks))
 	for i := range snaps {
-		snaps[i] = buf[(4+i)*n : (5+i)*n]
+		snaps[i] = buf[i*n : (i+1)*n]
 	}
 	day := 0
 	for i, mark := range s.marks {
 		for ; day < mark; day++ {
-			walkDay(src, level, cum, add, mul)
+			walkDay(src, ps)
 		}
-		copy(snaps[i], cum)
+		for p := range ps {
+			snaps[i][p] = ps[p].cum
+		}
 	}
-	scratch := level // the levels are no longer needed: a buffer for the median's selection
+	// Each horizon's summaries in one pass over its paths: the sum, the percentiles' heaps, and
+	// the values inside the median's bracket (see quantile).
+	scratch := buf[len(s.marks)*n : (len(s.marks)+1)*n]
+	mi, mNext, mFrac := ranks(n, 0.5)
 	for k, w := range s.window {
 		from, to := snaps[w[0]], snaps[w[1]]
+		to = to[:len(from)]
 		low, high := &s.low[k], &s.high[k]
+		var sample [quantileSample]float64
+		for j := range sample {
+			q := sampleIndex(j, n)
+			sample[j] = to[q] - from[q]
+		}
+		lo, hi := bracket(&sample, mi, n)
 		var sum float64
-		for p, end := range to {
-			v := end - from[p]
-			scratch[p] = v
+		below, m := 0, 0
+		for p, start := range from {
+			v := to[p] - start
 			sum += v
 			if len(low.v) < low.k || v < low.v[0] {
 				low.offer(v)
@@ -653,9 +680,20 @@ func (s *simulation) run(src *pcg) {
 			if len(high.v) < high.k || v > high.v[0] {
 				high.offer(v)
 			}
+			b, in := inBracket(v, lo, hi)
+			scratch[m] = v
+			below += b
+			m += in
 		}
 		s.sums[k] = sum
-		s.medians[k] = Quantile(scratch, 0.5)
+		if bracketHolds(mi, mNext, below, m) {
+			s.medians[k] = orderStats(scratch[:m], mi-below, mFrac, mNext)
+		} else {
+			for p, start := range from {
+				scratch[p] = to[p] - start
+			}
+			s.medians[k] = orderStats(scratch, mi, mFrac, mNext)
+		}
 		if s.values != nil {
 			s.values[k] = append(s.values[k], to...)
 			for p := range s.values[k] {
@@ -665,26 +703,95 @@ func (s *simulation) run(src *pcg) {
 	}
 }
 
+// drawParameters draws each path's random numbers for its parameters and starting level, in
+// this order: a uniform (when withUniform; into level), two normals (into add and mul).
+func drawParameters(src *pcg, ps []pathState, withUniform bool) {
+	for p := range ps {
+		var u float64
+		if withUniform {
+			u = src.uniform()
+		}
+		z1 := src.normal()
+		z2 := src.normal()
+		ps[p] = pathState{level: u, add: z1, mul: z2}
+	}
+}
+
+// pathState is one path's walk: its level, the running sum of its levels, and the two parts of
+// its day factor's fourth root (see dayFactor). Kept together, so that the day loop holds one
+// base address, not four (with four the compiler ran out of registers and kept the
+// generator's state on the stack).
+type pathState struct{ level, cum, add, mul float64 }
+
+// work is a simulation's buffers, reused across runs and goroutines through works (a run's
+// work is its own from getWork to works.Put; nothing returned points into it).
+type work struct {
+	paths  []pathState
+	values []float64
+}
+
+var works sync.Pool
+
+// getWork is a work with n paths and m values from the pool. Its contents are not zeroed.
+func getWork(n, m int) *work {
+	w, _ := works.Get().(*work)
+	if w == nil {
+		w = &work{}
+	}
+	if cap(w.paths) < n {
+		w.paths = make([]pathState, n)
+	}
+	if cap(w.values) < m {
+		w.values = make([]float64, m)
+	}
+	w.paths, w.values = w.paths[:n], w.values[:m]
+	return w
+}
+
 // walkDay moves every path one day: level ← level·dayFactor(add, mul, ε), cum += level, with
-// ε the next standard normal of src: the generator's state in locals and the ziggurat's common
-// case inlined (see normal).
-func walkDay(src *pcg, level, cum, add, mul []float64) {
-	cum, add, mul = cum[:len(level)], add[:len(level)], mul[:len(level)]
+// ε the next standard normal of src. walkFast moves the paths whose draw is the ziggurat's
+// common case, with no call in its loop; a draw that is not is finished here by normalSlow,
+// and walkFast goes on from the next path. (With the slow path called from inside the loop,
+// the compiler kept the generator's state on the stack, and the loop ran about a fifth slower
+// than the bare draws.)
+func walkDay(src *pcg, ps []pathState) {
+	for p := 0; p < len(ps); p++ {
+		k, u := walkFast(src, ps[p:])
+		p += k
+		if p == len(ps) {
+			break
+		}
+		s := &ps[p]
+		v := s.level * dayFactor(s.add, s.mul, normalSlow(src, u))
+		s.level = v
+		s.cum += v
+	}
+}
+
+// walkFast moves paths from the first on, the generator's state in locals, until a draw (the
+// word u) falls outside its strip's rectangle: it returns how many paths it moved and u, src
+// left just after u.
+func walkFast(src *pcg, ps []pathState) (int, uint64) {
 	hi, lo := src.hi, src.lo
-	for p, l := range level {
+	for p := range ps {
 		var u uint64
 		hi, lo, u = pcgStep(hi, lo)
 		eps, ok := zigFast(u)
 		if !ok {
 			src.hi, src.lo = hi, lo
-			eps = normalSlow(src, u)
-			hi, lo = src.hi, src.lo
+			return p, u
 		}
-		v := l * dayFactor(add[p], mul[p], eps)
-		level[p] = v
-		cum[p] += v
+		// dayFactor without its floor at 0: a draw in a rectangle has |ε| < zigR, and a path's
+		// σ ≤ MaxVolatility, so add + mul·ε = add·(1 + σε/4) > add·(1 − 0.125·3.45) > 0.
+		s := &ps[p]
+		m := s.add + s.mul*eps
+		m *= m
+		v := s.level * (m * m)
+		s.level = v
+		s.cum += v
 	}
 	src.hi, src.lo = hi, lo
+	return len(ps), 0
 }
 
 // dayFactor is a day's growth factor of a path from its fourth root's parts (add + mul·ε)⁴:
@@ -718,16 +825,102 @@ func (s *simulation) interval(k int) (float64, float64) {
 }
 
 // Quantile is the prob-quantile of vs, linearly interpolated between order statistics as in
-// interval, found by selection (Hoare's quickselect, median-of-three pivots) in expected
-// linear time. It reorders vs.
+// interval, found by selection, never by sorting (see quantile). It may reorder vs.
 func Quantile(vs []float64, prob float64) float64 {
-	if len(vs) == 0 {
+	return quantile(vs, prob, make([]float64, len(vs)))
+}
+
+// Sizes of quantile's bracketing: a sample of quantileSample values (evenly spaced in vs; the
+// engine's paths are in the order of their volatility strata, so this is a stratified sample)
+// and a bracket of quantileReach sample ranks either side of the wanted one.
+const (
+	quantileSample = 64
+	quantileReach  = 8
+	quantileMinLen = 256 // below this a plain quickselect is as fast
+)
+
+// quantile is Quantile with a scratch buffer at least as long as vs. For long inputs it
+// brackets the wanted order statistics between two values of a small sorted sample (bracket),
+// then in one pass over vs counts the values below the bracket and copies those inside it into
+// scratch (inBracket), and selects in scratch (about a quarter of vs with the engine's 1,000
+// paths). When the bracket misses (the sample was unlucky, a few percent of the time), it
+// selects in vs itself (Hoare's quickselect, median-of-three pivots), as it does for short
+// inputs: the answer is the same exact order statistics either way.
+func quantile(vs []float64, prob float64, scratch []float64) float64 {
+	n := len(vs)
+	if n == 0 {
 		return 0
 	}
-	pos := math.Min(math.Max(prob, 0), 1) * float64(len(vs)-1)
-	i := int(pos)
+	i, next, frac := ranks(n, prob)
+	if n >= quantileMinLen && len(scratch) >= n {
+		var sample [quantileSample]float64
+		for j := range sample {
+			sample[j] = vs[sampleIndex(j, n)]
+		}
+		lo, hi := bracket(&sample, i, n)
+		scratch = scratch[:n]
+		below, m := 0, 0
+		for _, v := range vs {
+			b, in := inBracket(v, lo, hi)
+			scratch[m] = v
+			below += b
+			m += in
+		}
+		if bracketHolds(i, next, below, m) {
+			return orderStats(scratch[:m], i-below, frac, next)
+		}
+	}
+	return orderStats(vs, i, frac, next)
+}
+
+// ranks are the order statistics the prob-quantile of n values needs: the i-th (0-based),
+// and the next one when next, interpolated by frac.
+func ranks(n int, prob float64) (i int, next bool, frac float64) {
+	pos := math.Min(math.Max(prob, 0), 1) * float64(n-1)
+	i = int(pos)
+	return i, i+1 < n && pos != float64(i), pos - float64(i)
+}
+
+// sampleIndex is the index of the j-th of quantileSample values sampled evenly from n.
+func sampleIndex(j, n int) int { return j * (n - 1) / (quantileSample - 1) }
+
+// bracket sorts the sample and returns the values quantileReach sample ranks either side of
+// where rank i of n falls.
+func bracket(sample *[quantileSample]float64, i, n int) (lo, hi float64) {
+	insertionSort(sample[:])
+	r := i * (quantileSample - 1) / (n - 1)
+	return sample[max(r-quantileReach, 0)], sample[min(r+quantileReach, quantileSample-1)]
+}
+
+// inBracket is, without branches (where a value falls is random, so a branch would often be
+// mispredicted), whether v is below the bracket [lo, hi] and whether it is inside it. The
+// caller writes every value at scratch[m] and moves m on by in.
+func inBracket(v, lo, hi float64) (below, in int) {
+	in = 1
+	if v < lo {
+		below = 1
+	}
+	if v < lo || v > hi {
+		in = 0
+	}
+	return below, in
+}
+
+// bracketHolds reports whether the values inside the bracket, below of them under it and m
+// inside, hold the order statistics ranks named.
+func bracketHolds(i int, next bool, below, m int) bool {
+	need := i
+	if next {
+		need++
+	}
+	return below <= i && need < below+m
+}
+
+// orderStats is the i-th smallest value of vs (0-based), interpolated by frac towards the next
+// one when next. It reorders vs.
+func orderStats(vs []float64, i int, frac float64, next bool) float64 {
 	a := selectKth(vs, i)
-	if i+1 >= len(vs) || pos == float64(i) {
+	if !next {
 		return a
 	}
 	// After the selection everything right of i is ≥ vs[i]: the next order statistic is
@@ -736,7 +929,19 @@ func Quantile(vs []float64, prob float64) float64 {
 	for _, v := range vs[i+2:] {
 		b = math.Min(b, v)
 	}
-	return interpolate(a, b, pos-float64(i))
+	return interpolate(a, b, frac)
+}
+
+// insertionSort sorts a short slice in place.
+func insertionSort(vs []float64) {
+	for i := 1; i < len(vs); i++ {
+		v := vs[i]
+		j := i
+		for ; j > 0 && vs[j-1] > v; j-- {
+			vs[j] = vs[j-1]
+		}
+		vs[j] = v
+	}
 }
 
 // selectKth reorders vs so that vs[k] is its k-th smallest value (0-based), no value left of

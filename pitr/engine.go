@@ -91,9 +91,21 @@ func (e *Engine) WriteConfig() error {
 	line("repo1-retention-full-type", "count")
 	line("repo1-retention-full", strconv.Itoa(c.RetentionFull))
 	line("repo1-retention-diff", strconv.Itoa(c.RetentionDiff))
+	// zstd at level 1, not pgBackRest's default 3: a backup copies each file in one process
+	// (process-max parallelises across files only), so the largest relation segment (up to
+	// 1 GB) is one single-threaded read → SHA-1 → zstd → aes-256-cbc → TLS stream, and zstd is
+	// most of its CPU. Level 1 cuts pgBackRest's CPU for a backup by about a fifth for about a
+	// tenth more in the repository (README, "Point-in-time recovery", the benchmark's notes).
 	line("compress-type", "zst")
-	line("compress-level", "3")
+	line("compress-level", "1")
+	// Bundles: the small files of a cluster (most of its ~1,700 files are under 64 kB) go into
+	// ~20 MB objects instead of one S3 PUT each, and empty files are not stored: about a sixth
+	// less CPU in pgBackRest and in the object store for the same backup.
+	line("repo1-bundle", "y")
 	line("process-max", strconv.Itoa(c.ProcessMax))
+	// An immediate checkpoint at the start; otherwise a backup waits for the next scheduled one
+	// (up to checkpoint_timeout). archive-check stays on (the default): a backup ends only once
+	// the WAL that makes it consistent is in the repository, so it can always be restored.
 	line("start-fast", "y")
 	line("archive-timeout", "60")
 	line("lock-path", lock)

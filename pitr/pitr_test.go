@@ -2,7 +2,9 @@ package pitr_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/creatorvault/orchestrator/internal/pgcluster"
 	"github.com/creatorvault/orchestrator/pitr"
 	"github.com/creatorvault/orchestrator/pitr/pitrtest"
 )
@@ -71,6 +74,11 @@ func TestRestoreToAMoment(t *testing.T) {
 	require.Equal(t, bs[0].Label, bs[1].Prior)
 	require.Positive(t, bs[0].Info.Repository.Size)
 	require.NoError(t, e.Expire(ctx), "retention keeps 2 full, 7 diff: nothing to expire")
+	// The backups are bundled (repo1-bundle): the small files are in bundle objects, not one
+	// object each; the restore below proves a bundled backup restores to a moment.
+	for _, b := range bs {
+		require.Contains(t, repoLs(t, f, "backup/"+e.Config().Stanza+"/"+b.Label), "bundle", "backup %s is bundled", b.Label)
+	}
 
 	// Bad input: one clear line, nothing touched.
 	target := filepath.Join(dir, "restored")
@@ -121,6 +129,20 @@ func TestRestoreToAMoment(t *testing.T) {
 	// A second restore into the same (now used) directory is refused.
 	_, err = e.Restore(ctx, pitr.RestoreOptions{At: moment, DataDir: target, Password: f.Password})
 	require.ErrorContains(t, err, "is not empty")
+}
+
+// repoLs lists a directory of the repository with pgBackRest's repo-ls, as the clusters' user.
+func repoLs(t *testing.T, f *pitrtest.Fixture, dir string) map[string]any {
+	t.Helper()
+	c := f.Engine.Config()
+	cmd := exec.Command(c.Bin, "--config="+f.Engine.ConfigPath(), "--stanza="+c.Stanza, "repo-ls", "--output=json", dir)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + c.Dir}
+	require.NoError(t, pgcluster.RunAsOwner(cmd))
+	out, err := cmd.Output()
+	require.NoError(t, err, "pgbackrest repo-ls %s", dir)
+	var entries map[string]any
+	require.NoError(t, json.Unmarshal(out, &entries))
+	return entries
 }
 
 func must[T any](v T, err error) T {
