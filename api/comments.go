@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -227,6 +228,8 @@ func (s *Server) listComments(c *gin.Context) {
 		s.respondErr(c, err)
 		return
 	}
+	// With its length declared, net/http writes the kept JSON as it is instead of in chunks.
+	c.Header("Content-Length", strconv.Itoa(len(body)))
 	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 }
 

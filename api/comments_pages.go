@@ -25,16 +25,18 @@ var commentPageReads = promauto.NewCounterVec(prometheus.CounterOpts{
 
 // commentPages keeps pages of comment threads an instance has read, so that a listing costs one
 // small statement (db.ProbeCommentPage: the reader's gate, the page's version, the reader's
-// likes) instead of reading up to 50 threads again. A kept page is served only while the
-// database still holds the version it was read at, and the gate is checked on every request:
-// answers are exactly what a full read would give, on every instance, with no invalidation
-// messages to miss.
+// likes; or, when the reader's answer is kept too, a share of a db.ProbeCommentGates statement
+// with concurrent listings, see commentGates) instead of reading up to 50 threads again. A kept
+// page is served only while the database still holds the version it was read at, and the gate
+// is checked on every request: answers are exactly what a full read would give, on every
+// instance, with no invalidation messages to miss.
 type commentPages struct {
 	mu      sync.Mutex
 	pages   map[commentPageKey]*keptPage
 	readers map[commentReaderKey]*keptAnswer
 	size    int // estimated bytes kept
 	limit   int
+	gates   commentGates
 	// kept, liked and read count this instance's listings by result (the metric's labels).
 	kept, liked, read atomic.Int64
 }
@@ -87,20 +89,29 @@ func (cp *commentPages) list(ctx context.Context, q db.Querier, v db.CommentView
 	cp.mu.Lock()
 	page, answer := cp.pages[key], cp.readers[rkey]
 	cp.mu.Unlock()
-	if page != nil {
-		var ids []uuid.UUID // nil: the reader's likes are not needed
-		if answer == nil || answer.version != page.version {
-			ids = page.ids
+	switch {
+	case page != nil && answer != nil && answer.version == page.version:
+		// The reader's answer is kept: only the gate and the versions are needed, read
+		// together with those of concurrent listings.
+		st, err := cp.gates.check(ctx, q, db.CommentGateKey{Creator: creator, Reader: v.UserID})
+		if err != nil {
+			return nil, err
 		}
-		ver, liked, err := db.ProbeCommentPage(ctx, q, v, creator, now, ids)
+		if err := st.Check(v, creator, now); err != nil {
+			return nil, err
+		}
+		if st.Version == page.version {
+			cp.count("kept", &cp.kept)
+			return answer.body, nil
+		}
+	case page != nil:
+		// The page is kept but not this reader's answer: the gate, the versions and the
+		// reader's likes of the page's comments.
+		ver, liked, err := db.ProbeCommentPage(ctx, q, v, creator, now, page.ids)
 		if err != nil {
 			return nil, err
 		}
 		if ver == page.version {
-			if ids == nil {
-				cp.count("kept", &cp.kept)
-				return answer.body, nil
-			}
 			body, err := renderCommentPage(page.threads, page.next, liked)
 			if err != nil {
 				return nil, err

@@ -1,11 +1,17 @@
 package api
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+
+	"github.com/creatorvault/orchestrator/db"
 )
 
 // TestCommentListingKeptPagesStayExact: a page an instance keeps is served again (one small
@@ -87,4 +93,85 @@ func TestCommentPagesBounded(t *testing.T) {
 		require.LessOrEqual(t, len(cp.pages), 2)
 		cp.mu.Unlock()
 	}
+}
+
+// TestCommentGateChecksShareStatements: listings served from kept pages that arrive while a
+// check is in flight are checked together, by one statement for their distinct readers, and
+// that statement starts after they arrived: a cancellation committed while they waited is
+// seen by every one of them, and the others get the kept answer byte for byte.
+func TestCommentGateChecksShareStatements(t *testing.T) {
+	e := newEnv(t)
+	p := e.newCommentPage()
+	fan2 := e.cmSubscribeFan(p)
+	e.postComment(p.fan, p.creator.ID, "first", nil)
+	path := "/api/v1/comments/" + p.creator.ID.String()
+	kept := map[uuid.UUID][]byte{}
+	for _, u := range []user{p.fan, fan2} {
+		r := e.do(http.MethodGet, path, u.Token, nil)
+		require.Equal(t, http.StatusOK, r.Code, string(r.Body))
+		kept[u.ID] = r.Body
+	}
+
+	gates := &e.server.comments.gates
+	var mu sync.Mutex
+	var batches [][]db.CommentGateKey
+	entered, release := make(chan struct{}), make(chan struct{})
+	gates.probe = func(ctx context.Context, q db.Querier, keys []db.CommentGateKey) ([]db.CommentGateState, error) {
+		mu.Lock()
+		batches = append(batches, keys)
+		n := len(batches)
+		mu.Unlock()
+		if n == 1 {
+			close(entered)
+			<-release
+		}
+		return db.ProbeCommentGates(ctx, q, keys)
+	}
+	get := func(u user) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Header.Set("Authorization", "Bearer "+u.Token)
+		w := httptest.NewRecorder()
+		e.router.ServeHTTP(w, req)
+		return w
+	}
+	queued := func() int {
+		gates.mu.Lock()
+		defer gates.mu.Unlock()
+		return len(gates.queue)
+	}
+
+	first := make(chan *httptest.ResponseRecorder, 1)
+	go func() { first <- get(p.fan) }()
+	<-entered // the first listing's check is in flight
+	const each = 8
+	var wg sync.WaitGroup
+	answers := make([]*httptest.ResponseRecorder, 2*each)
+	for i := range answers {
+		u := p.fan
+		if i%2 == 1 {
+			u = fan2
+		}
+		wg.Go(func() { answers[i] = get(u) })
+	}
+	require.Eventually(t, func() bool { return queued() == 2*each }, 10*time.Second, time.Millisecond, "the others wait")
+	// Committed after they arrived, before their statement: they must see it.
+	_, err := e.pool.Exec(t.Context(), `UPDATE subscriptions SET status = 'cancelled', cancelled_at = now() WHERE fan_id = $1`, fan2.ID)
+	require.NoError(t, err)
+	close(release)
+	wg.Wait()
+	r := <-first
+	require.Equal(t, http.StatusOK, r.Code)
+	require.Equal(t, string(kept[p.fan.ID]), r.Body.String())
+	for i, r := range answers {
+		if i%2 == 1 {
+			require.Equal(t, http.StatusForbidden, r.Code, r.Body.String())
+			continue
+		}
+		require.Equal(t, http.StatusOK, r.Code)
+		require.Equal(t, string(kept[p.fan.ID]), r.Body.String())
+	}
+	require.Len(t, batches, 2, "the waiting listings shared one statement")
+	require.ElementsMatch(t, []db.CommentGateKey{{Creator: p.creator.ID, Reader: p.fan.ID}, {Creator: p.creator.ID, Reader: fan2.ID}}, batches[1],
+		"one row per distinct reader")
+	require.Equal(t, int64(1+each), e.server.comments.kept.Load(), "the fan's listings, all from the kept answer")
 }

@@ -283,6 +283,7 @@ func BenchmarkWSConnections(b *testing.B) {
 	time.Sleep(300 * time.Millisecond)
 
 	for i := 0; i < b.N; i++ {
+		loadStart := loadAverage()
 		before := readServerMem(b)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestWSBenchClientProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "WS_BENCH_CHILD=1", "WS_BENCH_URLS="+ins[0].wsURL()+","+ins[1].wsURL(),
@@ -318,13 +319,16 @@ func BenchmarkWSConnections(b *testing.B) {
 		require.NoError(b, cmd.Wait())
 
 		per := func(a, z uint64) float64 { return (float64(z) - float64(a)) / float64(max(ok, 1)) }
-		b.Logf("\n%-36s %s\n%-36s %d (failed %d) over 2 instances, %d fan users, connected in %s; %d session rows\n%-36s %.1f MiB -> %.1f MiB (+%.1f MiB)\n%-36s %.1f MiB -> %.1f MiB (+%.1f MiB)\n%-36s %d -> %d\n%-36s RSS %.1f KiB, heap+stack %.1f KiB (target < 40 KiB)",
+		b.Logf("\n%-36s %s\n%-36s %d (failed %d) over 2 instances, %d fan users, connected in %s; %d session rows\n%-36s %.1f MiB -> %.1f MiB (+%.1f MiB)\n%-36s %.1f MiB -> %.1f MiB (+%.1f MiB)\n%-36s %d -> %d\n%-36s RSS %.1f KiB, heap+stack %.1f KiB (target < 40 KiB)\n%s%sload average %s at start, %s at end",
 			"WebSocket connections held open", "(clients in a child process; the server process is measured)",
 			"connections", ok, failed, len(fans), connectTime.Round(time.Millisecond), sessions,
 			"server VmRSS", float64(before.rss)/(1<<20), float64(after.rss)/(1<<20), (float64(after.rss)-float64(before.rss))/(1<<20),
 			"Go HeapInuse+StackInuse (after GC)", float64(before.heapSt)/(1<<20), float64(after.heapSt)/(1<<20), (float64(after.heapSt)-float64(before.heapSt))/(1<<20),
 			"goroutines", before.routines, after.routines,
-			"per connection", per(before.rss, after.rss)/1024, per(before.heapSt, after.heapSt)/1024)
+			"per connection", per(before.rss, after.rss)/1024, per(before.heapSt, after.heapSt)/1024,
+			targetLine("RSS per idle socket", fmt.Sprintf("%.1f KiB", per(before.rss, after.rss)/1024), "< 40 KiB", per(before.rss, after.rss) < 40*1024),
+			targetLine("heap+stack per idle socket", fmt.Sprintf("%.1f KiB", per(before.heapSt, after.heapSt)/1024), "< 40 KiB", per(before.heapSt, after.heapSt) < 40*1024),
+			loadStart, loadAverage())
 		b.ReportMetric(per(before.rss, after.rss), "rss-B/conn")
 		b.ReportMetric(per(before.heapSt, after.heapSt), "heap+stack-B/conn")
 		b.ReportMetric(float64(ok), "conns")
@@ -356,14 +360,17 @@ func BenchmarkWSDeliveryLatency(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		// 250 msg/s first (at most 4 per fan), then the target 1,000 (15 per fan): 19 per fan
 		// in the minute, within the production limit of 20.
+		loadStart := loadAverage()
 		low := w.run(b, 250, duration)
 		high := w.run(b, 1000, duration)
 		row := func(r deliveryResult) string {
 			return fmt.Sprintf("%9d %9.0f %6d/%-6d %6d %9s %9s %9s %9s", r.rate, r.achieved, r.delivered, r.total, r.errors,
 				r.q(0.50), r.q(0.95), r.q(0.99), r.q(1))
 		}
-		b.Logf("\ndelivery A -> B (2 instances, loopback; 200 Gold fans on A -> 10 creators on B, %s per rate)\n%9s %9s %13s %6s %9s %9s %9s %9s\n%s\n%s\ntarget: p99 < 25ms at 1000 msg/s",
-			duration, "msg/s", "sent/s", "delivered", "errors", "p50", "p95", "p99", "max", row(low), row(high))
+		b.Logf("\ndelivery A -> B (2 instances, loopback; 200 Gold fans on A -> 10 creators on B, %s per rate)\n%9s %9s %13s %6s %9s %9s %9s %9s\n%s\n%s\n%sload average %s at start, %s at end",
+			duration, "msg/s", "sent/s", "delivered", "errors", "p50", "p95", "p99", "max", row(low), row(high),
+			targetLine("delivery p99 at 1000 msg/s", high.lat99().Round(10*time.Microsecond).String(), "< 25ms", high.lat99() < 25*time.Millisecond),
+			loadStart, loadAverage())
 		b.ReportMetric(float64(high.lat99().Microseconds())/1000, "p99-ms")
 		b.ReportMetric(high.achieved, "sent-msg/s")
 		b.ReportMetric(float64(low.lat99().Microseconds())/1000, "p99-ms@250")
@@ -577,6 +584,7 @@ func BenchmarkMessagesPost(b *testing.B) {
 
 	for i := 0; i < b.N; i++ {
 		d := benchDuration(3 * time.Second)
+		loadStart := loadAverage()
 		health := rtLoad(client, conns, d, http.StatusOK, func(_, _ int) *http.Request {
 			req, _ := http.NewRequest(http.MethodGet, base+"/health", nil)
 			return req
@@ -592,11 +600,14 @@ func BenchmarkMessagesPost(b *testing.B) {
 			return req
 		})
 		ratio := post.rps / health.rps
-		b.Logf("\n%-34s %9s %8s %10s %10s\n%-34s %9.0f %8d %10s %10s\n%-34s %9.0f %8d %10s %10s\nPOST/health throughput: %.1f%%; pool max conns %d\ntarget: POST >= 2500 req/s (got %.0f), p99 < 50ms (got %s)",
+		b.Logf("\n%-34s %9s %8s %10s %10s\n%-34s %9.0f %8d %10s %10s\n%-34s %9.0f %8d %10s %10s\n%s%s"+
+			"POST/health throughput: %.1f%%; pool max conns %d; load average %s at start, %s at end",
 			"endpoint (100 connections, 3 s)", "req/s", "errors", "p50", "p99",
 			"GET /health", health.rps, health.errors, health.p50.Round(10*time.Microsecond), health.p99.Round(10*time.Microsecond),
 			"POST /api/v1/messages", post.rps, post.errors, post.p50.Round(10*time.Microsecond), post.p99.Round(10*time.Microsecond),
-			100*ratio, pool.Config().MaxConns, post.rps, post.p99.Round(10*time.Microsecond))
+			targetLine("POST throughput", fmt.Sprintf("%.0f req/s", post.rps), ">= 2500", post.rps >= 2500),
+			targetLine("POST p99", post.p99.Round(10*time.Microsecond).String(), "< 50ms", post.p99 < 50*time.Millisecond),
+			100*ratio, pool.Config().MaxConns, loadStart, loadAverage())
 		b.ReportMetric(post.rps, "post-req/s")
 		b.ReportMetric(float64(post.p99.Microseconds())/1000, "post-p99-ms")
 		b.ReportMetric(100*ratio, "post/health-%")

@@ -262,7 +262,7 @@ func Run(ctx context.Context, st Store, o Options) (*Manifest, error) {
 	fingerprint := snap.fingerprintAsync(fpCtx)
 	up := startUpload(ctx, st, m.Object)
 
-	sizes, streamErr := encryptStream(up.body, dump.stdout, recipients, o.Progress)
+	sizes, streamErr := encryptStream(up.body, dump.stdout, recipients, o.Progress, defaultCompression())
 	if err := dump.wait(streamErr != nil); streamErr == nil {
 		streamErr = err
 	}
@@ -400,9 +400,34 @@ type streamSizes struct {
 	sha256                   string
 }
 
+// compression is how a stream is compressed into zstd frames: by the zstd program (program
+// and args, in a process of its own) or, when program is empty, in this process by
+// klauspost/compress with opts. Either way the output is standard zstd.
+type compression struct {
+	program string
+	args    []string
+	opts    []zstd.EOption
+}
+
+// zstdArgs are the zstd program's: level 3 (its default) with 2 MiB jobs for its one worker
+// thread. Its default jobs make it hold about 44 MB; 2 MiB jobs about 14 MB for the same CPU
+// and a slightly smaller output (--single-thread: 6 MB, but 0.4 % larger; measured on the
+// benchmark's dump).
+var zstdArgs = []string{"-3", "-B2MiB"}
+
+// defaultCompression is the zstd program when it is on PATH (the image installs it: in C it
+// takes about half the CPU of the Go encoder for the same level and a slightly smaller
+// output, and its memory is its own process's), else zstd in process.
+func defaultCompression() compression {
+	if p, err := exec.LookPath("zstd"); err == nil {
+		return compression{program: p, args: zstdArgs}
+	}
+	return compression{opts: []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0))}}
+}
+
 // encryptStream copies the dump through zstd and age into w, hashing and counting the
 // ciphertext.
-func encryptStream(w io.Writer, dump io.Reader, recipients []age.Recipient, progress func(int64)) (streamSizes, error) {
+func encryptStream(w io.Writer, dump io.Reader, recipients []age.Recipient, progress func(int64), c compression) (streamSizes, error) {
 	var s streamSizes
 	hash := sha256.New()
 	stored := &countWriter{w: io.MultiWriter(w, hash), onWrite: progress}
@@ -411,22 +436,90 @@ func encryptStream(w io.Writer, dump io.Reader, recipients []age.Recipient, prog
 		return s, fmt.Errorf("backup: age: %w", err)
 	}
 	compressed := &countWriter{w: ageW}
-	zw, err := zstd.NewWriter(compressed, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+	if c.program != "" {
+		s.dump, err = compressProgram(compressed, dump, c)
+	} else {
+		s.dump, err = compressInProcess(compressed, dump, c)
+	}
 	if err != nil {
-		return s, fmt.Errorf("backup: zstd: %w", err)
-	}
-	if s.dump, err = io.Copy(zw, dump); err != nil {
-		zw.Close()
-		return s, fmt.Errorf("backup: stream the dump: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return s, fmt.Errorf("backup: zstd: %w", err)
+		return s, err
 	}
 	if err := ageW.Close(); err != nil {
 		return s, fmt.Errorf("backup: age: %w", err)
 	}
 	s.compressed, s.stored, s.sha256 = compressed.n.Load(), stored.n.Load(), hex.EncodeToString(hash.Sum(nil))
 	return s, nil
+}
+
+// compressInProcess compresses dump into w with klauspost/compress and returns the dump's
+// size.
+func compressInProcess(w io.Writer, dump io.Reader, c compression) (int64, error) {
+	zw, err := zstd.NewWriter(w, c.opts...)
+	if err != nil {
+		return 0, fmt.Errorf("backup: zstd: %w", err)
+	}
+	n, err := io.Copy(zw, dump)
+	if err != nil {
+		zw.Close()
+		return n, fmt.Errorf("backup: stream the dump: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return n, fmt.Errorf("backup: zstd: %w", err)
+	}
+	return n, nil
+}
+
+// compressProgram compresses dump into w with the zstd program, through pipes (nothing on
+// disk), and returns the dump's size. When w fails the program is killed, which makes the
+// copy into it fail too.
+func compressProgram(w io.Writer, dump io.Reader, c compression) (int64, error) {
+	ctx, kill := context.WithCancel(context.Background())
+	defer kill()
+	z := exec.CommandContext(ctx, c.program, append(append([]string{"-q", "-c"}, c.args...), "-")...)
+	var stderr bytes.Buffer
+	z.Stderr = &limitedBuffer{b: &stderr, max: 4 << 10}
+	in, err := z.StdinPipe()
+	if err != nil {
+		return 0, err
+	}
+	out, err := z.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := z.Start(); err != nil {
+		return 0, fmt.Errorf("backup: start zstd: %w", err)
+	}
+	type fed struct {
+		n   int64
+		err error
+	}
+	feed := make(chan fed, 1)
+	go func() {
+		n, err := io.Copy(in, dump)
+		if cerr := in.Close(); err == nil {
+			err = cerr
+		}
+		feed <- fed{n, err}
+	}()
+	_, outErr := io.Copy(w, out)
+	if outErr != nil {
+		kill()
+	}
+	// Not waiting for the copy into the program when it failed: that copy may be waiting for
+	// pg_dump, which the caller kills next.
+	waitErr := z.Wait()
+	switch {
+	case outErr != nil:
+		return 0, fmt.Errorf("backup: stream the dump: %w", outErr)
+	case waitErr != nil:
+		return 0, fmt.Errorf("backup: zstd failed: %v: %s", waitErr, strings.TrimSpace(stderr.String()))
+	}
+	// The program ended well, so it read its input to the end: the copy is over.
+	f := <-feed
+	if f.err != nil {
+		return f.n, fmt.Errorf("backup: stream the dump: %w", f.err)
+	}
+	return f.n, nil
 }
 
 // upload is a multipart upload fed through a pipe.

@@ -78,7 +78,18 @@ func startMinIOProcess(t testing.TB) (Store, *os.Process) {
 	ctx := context.Background()
 	c, err := objstore.NewClient(ctx, cfg, objstore.Options{StaticCredentials: &aws.Credentials{AccessKeyID: user, SecretAccessKey: secret}})
 	require.NoError(t, err)
-	require.NoError(t, objstore.EnsureBucket(ctx, c, cfg.Bucket))
+	// Ready is not always initialised: on a busy machine the first bucket call can still be
+	// answered 503 Service Unavailable (seen in TestBackupAgainstMinIO).
+	for {
+		err := objstore.EnsureBucket(ctx, c, cfg.Bucket)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || !strings.Contains(err.Error(), "StatusCode: 503") {
+			t.Fatalf("MinIO bucket: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	return Store{S3: c, Bucket: cfg.Bucket, PartSize: 5 << 20, Concurrency: 2}, cmd.Process
 }
 

@@ -3,10 +3,12 @@ package db
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // Limits of comments.
@@ -327,6 +329,64 @@ func ProbeCommentPage(ctx context.Context, q Querier, v CommentViewer, creator u
 		mine[id] = true
 	}
 	return ver, mine, nil
+}
+
+// CommentGateKey is one reader of one creator's page of comments, as ProbeCommentGates reads
+// it.
+type CommentGateKey struct {
+	Creator, Reader uuid.UUID
+}
+
+// CommentGateState is what ProbeCommentGates read for one key: the page's versions and what
+// the reader's gate needs to be decided at any moment (Check).
+type CommentGateState struct {
+	// Found is whether the creator exists.
+	Found bool
+	// Until is the end of the period of the reader's active subscription to the creator (at
+	// most one: subscriptions_one_live); not Valid when there is none.
+	Until   pgtype.Timestamptz
+	Version CommentPageVersion
+}
+
+// Check is the reader's gate at now, with ReadCommentPage's rule and errors: an admin, the
+// creator, or a fan whose active subscription's period ends after now. (Timestamps are
+// microseconds in the database and now goes to it truncated to them, so "the end is after now"
+// decides here exactly as the statement would.)
+func (s CommentGateState) Check(v CommentViewer, creator uuid.UUID, now time.Time) error {
+	active := s.Until.Valid && (s.Until.InfinityModifier == pgtype.Infinity ||
+		s.Until.InfinityModifier == pgtype.Finite && s.Until.Time.After(now))
+	return commentGateErr(s.Found, v.Admin || v.UserID == creator || active)
+}
+
+// ProbeCommentGates is ProbeCommentPage without the likes for many readers at once, in one
+// statement (so one snapshot): for each key, whether its creator exists, its reader's active
+// subscription's end, and the page's versions. The API gathers the listings of concurrent
+// requests into one call.
+func ProbeCommentGates(ctx context.Context, q Querier, keys []CommentGateKey) ([]CommentGateState, error) {
+	creators := make([]uuid.UUID, len(keys))
+	readers := make([]uuid.UUID, len(keys))
+	for i, k := range keys {
+		creators[i], readers[i] = k.Creator, k.Reader
+	}
+	rows, err := q.Query(ctx, `SELECT EXISTS (SELECT 1 FROM creators WHERE id = k.creator),
+	       (SELECT max(s.current_period_end) FROM subscriptions s
+	         WHERE s.fan_id = k.reader AND s.creator_id = k.creator AND s.status = 'active'),
+	       coalesce((SELECT version FROM comment_page_versions WHERE creator_id = k.creator), 0),
+	       coalesce((SELECT version FROM comment_page_versions WHERE creator_id = '00000000-0000-0000-0000-000000000000'), 0)
+	  FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k(creator, reader, n)
+	 ORDER BY k.n`, creators, readers)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (CommentGateState, error) {
+		var s CommentGateState
+		err := r.Scan(&s.Found, &s.Until, &s.Version.Page, &s.Version.Names)
+		return s, err
+	})
+	if err == nil && len(out) != len(keys) {
+		err = fmt.Errorf("probe comment gates: %d rows for %d keys", len(out), len(keys))
+	}
+	return out, err
 }
 
 // capReplies keeps at most RepliesPerThread replies of each thread, breadth first (by depth,

@@ -129,3 +129,57 @@ func TestCommentEditAndLikeFollowTheSubscription(t *testing.T) {
 	require.Empty(t, got.Content)
 	require.Equal(t, 1, got.LikeCount)
 }
+
+// TestProbeCommentGatesDecidesAsProbeCommentPage: the batched check (one statement for many
+// readers, the gate decided afterwards at each request's moment) lets exactly the readers
+// through that ProbeCommentPage's statement does, with its errors and versions, at the end of a
+// period to the microsecond, after a cancellation, for admins, the creator, outsiders and
+// an unknown creator.
+func TestProbeCommentGatesDecidesAsProbeCommentPage(t *testing.T) {
+	pool := testharness.Pool(t)
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	creator, fan, _ := commentPage(t, pool, now)
+	_, fan2, sub2 := commentPage(t, pool, now) // fan2's subscription is to another creator: moved below
+	outsider := uuid.New()
+	_, _, err := db.UpsertUser(ctx, pool, outsider, db.UserInput{Role: "fan", DisplayName: "Outsider"}, now)
+	require.NoError(t, err)
+	end := now.Add(time.Hour)
+	_, err = pool.Exec(ctx, `UPDATE subscriptions SET current_period_end = $2 WHERE fan_id = $1`, fan, end)
+	require.NoError(t, err)
+	// fan2 had a subscription to this creator, cancelled.
+	_, err = pool.Exec(ctx, `UPDATE subscriptions SET creator_id = $2, tier_id = (SELECT id FROM subscription_tiers WHERE creator_id = $2),
+		status = 'cancelled', cancelled_at = $3 WHERE id = $1`, sub2, creator, now)
+	require.NoError(t, err)
+
+	type probe struct {
+		v       db.CommentViewer
+		creator uuid.UUID
+		at      time.Time
+	}
+	var probes []probe
+	for _, at := range []time.Time{now, end.Add(-time.Microsecond), end.Add(-time.Nanosecond), end, end.Add(time.Nanosecond), end.Add(time.Hour)} {
+		for _, v := range []db.CommentViewer{{UserID: fan}, {UserID: fan2}, {UserID: outsider}, {UserID: outsider, Admin: true}, {UserID: creator}} {
+			probes = append(probes, probe{v, creator, at}, probe{v, uuid.New(), at})
+		}
+	}
+	keys := make([]db.CommentGateKey, len(probes))
+	for i, p := range probes {
+		keys[i] = db.CommentGateKey{Creator: p.creator, Reader: p.v.UserID}
+	}
+	states, err := db.ProbeCommentGates(ctx, pool, keys)
+	require.NoError(t, err)
+	require.Len(t, states, len(probes))
+	allowed := 0
+	for i, p := range probes {
+		ver, _, want := db.ProbeCommentPage(ctx, pool, p.v, p.creator, p.at, nil)
+		got := states[i].Check(p.v, p.creator, p.at)
+		require.Equal(t, want, got, "%+v", p)
+		if want == nil {
+			allowed++
+			require.Equal(t, ver, states[i].Version, "%+v", p)
+		}
+	}
+	// The fan until the end (three moments), the admin and the creator at every moment.
+	require.Equal(t, 3+2*6, allowed)
+}

@@ -1,3 +1,5 @@
+//go:build !nodev
+
 package stack
 
 import (
@@ -14,11 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/creatorvault/orchestrator/api"
 	"github.com/creatorvault/orchestrator/demo"
 
 	"github.com/creatorvault/orchestrator/db"
@@ -295,21 +295,6 @@ func SeedDemoOnce(ctx context.Context, pool *pgxpool.Pool, now time.Time) (*demo
 		return nil, err
 	}
 	return demo.Plan(anchor), nil
-}
-
-// WriteDemoEnv writes the tour's tokens as shell exports to path (0600: they are
-// credentials).
-func WriteDemoEnv(path string, d *demo.Dataset, secret []byte) error {
-	env, err := d.Env(func(id uuid.UUID, role string) (string, error) {
-		return api.IssueToken(secret, id, api.Role(role), 30*24*time.Hour, time.Now())
-	})
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, []byte(env), 0o600); err != nil {
-		return fmt.Errorf("demo tokens: %w", err)
-	}
-	return nil
 }
 
 // appendDevEnv adds the dev stack's connection settings to the tour's env file (0600), so the

@@ -1,3 +1,5 @@
+//go:build !nodev
+
 package stack
 
 import (
@@ -23,16 +25,6 @@ import (
 	"github.com/creatorvault/orchestrator/internal/testharness"
 	"github.com/creatorvault/orchestrator/pitr"
 )
-
-func TestMain(m *testing.M) { testharness.Main(m) }
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // runDev starts `orchestrator dev` in the background and returns its info and a stop
 // function that waits for it to finish.
