@@ -245,6 +245,18 @@ func fileSize(b *testing.B, path string) int64 {
 	return st.Size()
 }
 
+// benchMB is the generated database's size in MB for the backup benchmarks: BACKUP_BENCH_MB,
+// default 1024 (the "at least 1 GB").
+func benchMB(b *testing.B) int64 {
+	v := os.Getenv("BACKUP_BENCH_MB")
+	if v == "" {
+		return 1024
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	require.NoError(b, err, "BACKUP_BENCH_MB")
+	return n
+}
+
 // BenchmarkBackupPipeline measures the targets on a generated database of
 // BACKUP_BENCH_MB megabytes (default 1024): backup time over a raw pg_dump, stored size over
 // the default pg_dump, peak RSS during the backup, and restore time over plain pg_restore.
@@ -256,12 +268,7 @@ func fileSize(b *testing.B, path string) int64 {
 // their targets (MET or MISSED) with the load average: speed targets are checked by the table,
 // never by failing the benchmark.
 func BenchmarkBackupPipeline(b *testing.B) {
-	mb := int64(1024)
-	if v := os.Getenv("BACKUP_BENCH_MB"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		require.NoError(b, err)
-		mb = n
-	}
+	mb := benchMB(b)
 	ctx := context.Background()
 	url, generated := benchDatabase(b, mb<<20)
 	pg := testharness.Postgres(b)

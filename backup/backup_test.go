@@ -228,6 +228,20 @@ func TestRestoreRefusesBadObjects(t *testing.T) {
 	})
 }
 
+// requireNothingStored asserts that f's failed backup left nothing complete-looking: no
+// manifest, no object and no unfinished multipart upload.
+func requireNothingStored(t *testing.T, f fixture) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := ReadManifest(ctx, f.store, f.opts.ID)
+	require.ErrorIs(t, err, ErrNoManifest)
+	_, err = f.store.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(f.store.Bucket), Key: aws.String(f.store.ObjectKey(f.opts.ID))})
+	require.Error(t, err, "no object may exist")
+	ups, err := Unfinished(ctx, f.store)
+	require.NoError(t, err)
+	require.Empty(t, ups)
+}
+
 // A pg_dump that dies half-way (after writing enough for several multipart parts) leaves no
 // manifest, no object and no unfinished multipart upload.
 func TestFailedDumpLeavesNothing(t *testing.T) {
@@ -242,13 +256,7 @@ func TestFailedDumpLeavesNothing(t *testing.T) {
 	require.ErrorContains(t, err, "pg_dump failed")
 	require.ErrorContains(t, err, "connection lost")
 
-	_, err = ReadManifest(ctx, f.store, f.opts.ID)
-	require.ErrorIs(t, err, ErrNoManifest)
-	_, err = f.store.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(f.store.Bucket), Key: aws.String(f.store.ObjectKey(f.opts.ID))})
-	require.Error(t, err, "no object may exist")
-	ups, err := Unfinished(ctx, f.store)
-	require.NoError(t, err)
-	require.Empty(t, ups)
+	requireNothingStored(t, f)
 
 	// A retry with the real pg_dump under the same id yields one complete backup.
 	f.opts.PGBinDir = ""

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,12 +28,7 @@ import (
 // pg_dump's (which must stay ≤ 1). The machine's load makes absolute times meaningless;
 // compare the rows of one run.
 func BenchmarkBackupCompression(b *testing.B) {
-	mb := int64(1024)
-	if v := os.Getenv("BACKUP_BENCH_MB"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		require.NoError(b, err)
-		mb = n
-	}
+	mb := benchMB(b)
 	ctx := context.Background()
 	url, _ := benchDatabase(b, mb<<20)
 	pool, err := pgxpool.New(ctx, url)

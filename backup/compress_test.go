@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	"filippo.io/age"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 )
 
@@ -59,11 +57,5 @@ func TestFailedCompressionLeavesNothing(t *testing.T) {
 	require.ErrorContains(t, err, "zstd failed")
 	require.True(t, strings.Contains(err.Error(), "No space left"), err.Error())
 
-	_, err = ReadManifest(ctx, f.store, f.opts.ID)
-	require.ErrorIs(t, err, ErrNoManifest)
-	_, err = f.store.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(f.store.Bucket), Key: aws.String(f.store.ObjectKey(f.opts.ID))})
-	require.Error(t, err, "no object may exist")
-	ups, err := Unfinished(ctx, f.store)
-	require.NoError(t, err)
-	require.Empty(t, ups)
+	requireNothingStored(t, f)
 }

@@ -35,9 +35,7 @@ func TestDrillBothLayersEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	f := pitrtest.Start(t, ctx)
-	for k, v := range f.Env {
-		t.Setenv(k, v)
-	}
+	f.SetEnv(t)
 	c := testharness.Temporal(t)
 	s := testharness.NewS3(t)
 	id, err := age.GenerateX25519Identity()

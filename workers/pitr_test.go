@@ -26,9 +26,7 @@ func TestPhysicalBackupWorkflowAndSchedules(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	f := pitrtest.Start(t, ctx)
-	for k, v := range f.Env {
-		t.Setenv(k, v)
-	}
+	f.SetEnv(t)
 	c := testharness.Temporal(t)
 	cfg, err := config.LoadFrom(func(k string) (string, bool) {
 		if k == "PITR_CIPHER_PASS" {

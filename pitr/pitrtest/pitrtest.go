@@ -52,6 +52,13 @@ func Lookup(env map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 }
 
+// SetEnv sets the fixture's environment for the rest of t (t.Setenv), as a worker reads it.
+func (f *Fixture) SetEnv(t testing.TB) {
+	for k, v := range f.Env {
+		t.Setenv(k, v)
+	}
+}
+
 // EnvList is env as KEY=value strings, for a child process.
 func (f *Fixture) EnvList() []string {
 	var out []string
