@@ -10,10 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -334,14 +336,41 @@ func forgetMembers(cfg *config.SQL) error {
 	return nil
 }
 
-// freePort asks the kernel for a port that is free now.
+// freePort finds a port that is free now, below the kernel's ephemeral range. The server binds
+// its ports a moment later, and a port the kernel handed out for ":0" can be handed out again
+// in between as the local end of any outgoing connection (the tests open hundreds); the
+// server's listener then fails, and the embedded server, whose logger does not exit on Fatal,
+// crashes its process serving a nil listener (seen in CI). Ports below the ephemeral range are
+// never given to outgoing connections. Where none is found, the kernel's choice.
 func freePort(ip string) (int, error) {
+	low := ephemeralLow()
+	for range 64 {
+		port := 10000 + rand.IntN(low-10000)
+		if l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port))); err == nil {
+			_ = l.Close()
+			return port, nil
+		}
+	}
 	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
 	}
 	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's default where it
+// cannot be read).
+func ephemeralLow() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				low = n
+			}
+		}
+	}
+	return low
 }
 
 // portFree fails with a clear message when something already listens on ip:port.
