@@ -367,56 +367,80 @@ func BenchmarkWSDeliveryLatency(b *testing.B) {
 	)
 	duration := benchDuration(3 * time.Second)
 	cs, fans := seedFans(b, pool, creators, perCreator)
-	w := deliveryWorld{ins: ins, cs: cs, fans: fans, perCreator: perCreator,
-		ctoks: tokensFor(b, cs, RoleCreator), ftoks: tokensFor(b, fans, RoleFan)}
+	w := deliveryWorld{URLs: []string{ins[0].wsURL(), ins[1].wsURL()}, Creators: cs, Fans: fans, PerCreator: perCreator,
+		CreatorTokens: tokensFor(b, cs, RoleCreator), FanTokens: tokensFor(b, fans, RoleFan)}
 
 	for i := 0; i < b.N; i++ {
 		// 250 msg/s first (at most 4 per fan), then the target 1,000 (15 per fan): 19 per fan
 		// in the minute, within the production limit of 20.
 		loadStart := loadAverage()
-		low := w.run(b, 250, duration)
-		high := w.run(b, 1000, duration)
+		low := w.remote(b, 250, duration)
+		high := w.remote(b, 1000, duration)
 		row := func(r deliveryResult) string {
-			return fmt.Sprintf("%9d %9.0f %6d/%-6d %6d %9s %9s %9s %9s", r.rate, r.achieved, r.delivered, r.total, r.errors,
+			return fmt.Sprintf("%9d %9.0f %6d/%-6d %6d %9s %9s %9s %9s", r.Rate, r.Achieved, r.Delivered, r.Total, r.Errors,
 				r.q(0.50), r.q(0.95), r.q(0.99), r.q(1))
 		}
-		b.Logf("\ndelivery A -> B (2 instances, loopback; 200 Gold fans on A -> 10 creators on B, %s per rate)\n%9s %9s %13s %6s %9s %9s %9s %9s\n%s\n%s\n%sload average %s at start, %s at end",
+		b.Logf("\ndelivery A -> B (2 instances, loopback, clients in a separate process; 200 Gold fans on A -> 10 creators on B, %s per rate)\n%9s %9s %13s %6s %9s %9s %9s %9s\n%s\n%s\n%sload average %s at start, %s at end",
 			duration, "msg/s", "sent/s", "delivered", "errors", "p50", "p95", "p99", "max", row(low), row(high),
 			targetLine("delivery p99 at 1000 msg/s", high.lat99().Round(10*time.Microsecond).String(), "< 25ms", high.lat99() < 25*time.Millisecond),
 			loadStart, loadAverage())
 		b.ReportMetric(float64(high.lat99().Microseconds())/1000, "p99-ms")
-		b.ReportMetric(high.achieved, "sent-msg/s")
+		b.ReportMetric(high.Achieved, "sent-msg/s")
 		b.ReportMetric(float64(low.lat99().Microseconds())/1000, "p99-ms@250")
-		require.Equal(b, low.total, low.delivered, "every message delivered")
-		require.Equal(b, high.total, high.delivered, "every message delivered")
+		require.Equal(b, low.Total, low.Delivered, "every message delivered")
+		require.Equal(b, high.Total, high.Delivered, "every message delivered")
 	}
 }
 
-// deliveryWorld is the set-up of BenchmarkWSDeliveryLatency.
+// deliveryWorld is the set-up of BenchmarkWSDeliveryLatency: instance A's and B's WebSocket
+// URLs, the creators and fans with their tokens.
 type deliveryWorld struct {
-	ins          []rtInstance
-	cs, fans     []uuid.UUID
-	perCreator   int
-	ctoks, ftoks []string
+	URLs                     []string
+	Creators, Fans           []uuid.UUID
+	PerCreator               int
+	CreatorTokens, FanTokens []string
+	Rate                     int
+	Duration                 time.Duration
 }
 
 // deliveryResult is one paced run.
 type deliveryResult struct {
-	rate, total, delivered int
-	errors                 int64
-	achieved               float64
-	lat                    []time.Duration // sorted
+	Rate, Total, Delivered int
+	Errors                 int64
+	Achieved               float64
+	Lat                    []time.Duration // sorted
+}
+
+// remote runs one paced run (run) in a child process — this test binary again, with
+// TestDeliveryClientProcess selected — so the senders' and recipients' sockets do not share
+// the servers' process (issue 15 item 9: the load generator in a separate process). Send and
+// receive times are both taken in the child, on one clock.
+func (w deliveryWorld) remote(b *testing.B, rate int, duration time.Duration) deliveryResult {
+	w.Rate, w.Duration = rate, duration
+	var r deliveryResult
+	runChild(b, "TestDeliveryClientProcess", w, &r)
+	return r
+}
+
+// TestDeliveryClientProcess is not a test: deliveryWorld.remote starts the test binary again
+// with this test selected (runChild); it makes the paced run and reports it.
+func TestDeliveryClientProcess(t *testing.T) {
+	var w deliveryWorld
+	if !childSpec(t, &w) {
+		return // only the benchmark's child process does anything here
+	}
+	childReport(t, w.run(t, w.Rate, w.Duration))
 }
 
 func (r deliveryResult) q(p float64) time.Duration {
-	return quantile(r.lat, p).Round(10 * time.Microsecond)
+	return quantile(r.Lat, p).Round(10 * time.Microsecond)
 }
-func (r deliveryResult) lat99() time.Duration { return quantile(r.lat, 0.99) }
+func (r deliveryResult) lat99() time.Duration { return quantile(r.Lat, 0.99) }
 
 // run connects the creators to instance B and the fans to instance A, sends rate frames per
 // second for duration (fans in turn) and waits for the NewMessages.
-func (w deliveryWorld) run(b *testing.B, rate int, duration time.Duration) deliveryResult {
-	ins, cs, fans, perCreator, ctoks, ftoks := w.ins, w.cs, w.fans, w.perCreator, w.ctoks, w.ftoks
+func (w deliveryWorld) run(b testing.TB, rate int, duration time.Duration) deliveryResult {
+	cs, fans, perCreator, ctoks, ftoks := w.Creators, w.Fans, w.PerCreator, w.CreatorTokens, w.FanTokens
 	total := max(1, int(float64(rate)*duration.Seconds()))
 	sent := make([]time.Time, total)
 	got := make([]time.Duration, total)
@@ -427,7 +451,7 @@ func (w deliveryWorld) run(b *testing.B, rate int, duration time.Duration) deliv
 	var readers sync.WaitGroup
 	var recips []*websocket.Conn
 	for _, tok := range ctoks {
-		c, err := rtDial(ins[1].wsURL(), tok)
+		c, err := rtDial(w.URLs[1], tok)
 		require.NoError(b, err)
 		recips = append(recips, c)
 		readers.Go(func() {
@@ -460,7 +484,7 @@ func (w deliveryWorld) run(b *testing.B, rate int, duration time.Duration) deliv
 	}
 	var senders []*websocket.Conn
 	for _, tok := range ftoks {
-		c, err := rtDial(ins[0].wsURL(), tok)
+		c, err := rtDial(w.URLs[0], tok)
 		require.NoError(b, err)
 		senders = append(senders, c)
 		readers.Go(func() {
@@ -510,73 +534,30 @@ func (w deliveryWorld) run(b *testing.B, rate int, duration time.Duration) deliv
 		}
 	}
 	slices.Sort(lat)
-	return deliveryResult{rate: rate, total: total, delivered: len(lat), errors: errFrames.Load(),
-		achieved: float64(total) / sendTime.Seconds(), lat: lat}
+	return deliveryResult{Rate: rate, Total: total, Delivered: len(lat), Errors: errFrames.Load(),
+		Achieved: float64(total) / sendTime.Seconds(), Lat: lat}
 }
 
 // ---- 3. POST /api/v1/messages under load ----
 
-// rtLoad runs conns workers for d; worker w's k-th request is mk(w, k), and a request counts
-// as an error unless it answers want. Workers whose mk returns nil stop early.
-func rtLoad(client *http.Client, conns int, d time.Duration, want int, mk func(w, k int) *http.Request) cmLoadResult {
-	var mu sync.Mutex
-	var lat []time.Duration
-	errs := 0
-	deadline := time.Now().Add(d)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range conns {
-		wg.Go(func() {
-			var mine []time.Duration
-			bad := 0
-			for k := 0; time.Now().Before(deadline); k++ {
-				req := mk(w, k)
-				if req == nil {
-					break
-				}
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					_ = resp.Body.Close()
-				}
-				mine = append(mine, time.Since(t0))
-				if err != nil || resp.StatusCode != want {
-					bad++
-				}
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			errs += bad
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(lat)
-	return cmLoadResult{requests: len(lat), errors: errs, rps: float64(len(lat)) / elapsed.Seconds(), p50: quantile(lat, 0.50), p99: quantile(lat, 0.99)}
-}
-
 // BenchmarkMessagesPost: POST /api/v1/messages (a 40-byte ciphertext from a Gold fan to the
 // creator) at 100 concurrent connections for 3 seconds through a real httptest server, against
-// GET /health on the same server in the same run. The production limit of 20 messages per
-// minute per user stays: 4,000 Gold fans, 40 per connection, each sending at most 20, which
-// caps the run at 80,000 messages (far above what 3 seconds reach here).
+// GET /health on the same server in the same run; the load comes from wrk, a separate process
+// (runLoad). The production limit of 20 messages per minute per user stays: 4,000 Gold fans
+// take turns, each sending at most 20, which caps the run at 80,000 messages (far above what 3
+// seconds reach here).
 func BenchmarkMessagesPost(b *testing.B) {
 	raiseNoFile(b)
 	pool, url := testharness.FreshDB(b)
 	ins := rtInstances(b, pool, url, 1, RealtimeOptions{})
-	const (
-		conns   = 100
-		perConn = 40
-	)
-	cs, fans := seedFans(b, pool, 10, conns*perConn/10)
+	const conns = 100
+	cs, fans := seedFans(b, pool, 10, 400)
 	ftoks := tokensFor(b, fans, RoleFan)
 	perCreator := len(fans) / len(cs)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
 	base := ins[0].srv.URL
 
-	// Warm up with the last fan of each connection (so the load's fans start with a full bucket).
+	// Warm up with the last four fans (one message each, within their limit).
 	resp, err := client.Get(base + "/health")
 	require.NoError(b, err)
 	_ = resp.Body.Close()
@@ -584,8 +565,7 @@ func BenchmarkMessagesPost(b *testing.B) {
 		buf, _ := json.Marshal(dm(cs[fan/perCreator]))
 		return buf
 	}
-	for w := range 4 {
-		fan := w*perConn + perConn - 1
+	for fan := len(fans) - 4; fan < len(fans); fan++ {
 		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/messages", bytes.NewReader(body(fan)))
 		req.Header.Set("Authorization", "Bearer "+ftoks[fan])
 		req.Header.Set("Content-Type", "application/json")
@@ -595,27 +575,20 @@ func BenchmarkMessagesPost(b *testing.B) {
 		_ = resp.Body.Close()
 	}
 
+	// The load: the fans in turn, each to its creator.
+	items := make([]loadItem, len(fans))
+	for fan := range fans {
+		items[fan] = loadItem{Token: ftoks[fan], Body: body(fan)}
+	}
 	for i := 0; i < b.N; i++ {
 		d := benchDuration(3 * time.Second)
 		loadStart := loadAverage()
-		health := rtLoad(client, conns, d, http.StatusOK, func(_, _ int) *http.Request {
-			req, _ := http.NewRequest(http.MethodGet, base+"/health", nil)
-			return req
-		})
-		post := rtLoad(client, conns, d, http.StatusCreated, func(w, k int) *http.Request {
-			if k >= perConn*19 { // every fan of this connection has used its minute (one warm-up message included)
-				return nil
-			}
-			fan := w*perConn + k%perConn
-			req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/messages", bytes.NewReader(body(fan)))
-			req.Header.Set("Authorization", "Bearer "+ftoks[fan])
-			req.Header.Set("Content-Type", "application/json")
-			return req
-		})
+		health := runLoad(b, loadSpec{URL: base + "/health", Conns: conns, Duration: d, Want: http.StatusOK, Items: []loadItem{{}}})
+		post := runLoad(b, loadSpec{URL: base + "/api/v1/messages", Conns: conns, Duration: d, Want: http.StatusCreated, Items: items})
 		ratio := post.rps / health.rps
 		b.Logf("\n%-34s %9s %8s %10s %10s\n%-34s %9.0f %8d %10s %10s\n%-34s %9.0f %8d %10s %10s\n%s%s"+
 			"POST/health throughput: %.1f%%; pool max conns %d; load average %s at start, %s at end",
-			"endpoint (100 connections, 3 s)", "req/s", "errors", "p50", "p99",
+			"endpoint (100 conns, 3 s, load process)", "req/s", "errors", "p50", "p99",
 			"GET /health", health.rps, health.errors, health.p50.Round(10*time.Microsecond), health.p99.Round(10*time.Microsecond),
 			"POST /api/v1/messages", post.rps, post.errors, post.p50.Round(10*time.Microsecond), post.p99.Round(10*time.Microsecond),
 			targetLine("POST throughput", fmt.Sprintf("%.0f req/s", post.rps), ">= 2500", post.rps >= 2500),
