@@ -84,8 +84,11 @@ var tokenParser = jwt.NewParser(
 	jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 	jwt.WithExpirationRequired(),
 	jwt.WithIssuedAt(),
-	jwt.WithLeeway(30*time.Second),
+	jwt.WithLeeway(tokenLeeway),
 )
+
+// tokenLeeway is the clock skew allowed on exp and iat.
+const tokenLeeway = 30 * time.Second
 
 // ParseToken verifies a token and returns its principal.
 func ParseToken(secret []byte, raw string) (Principal, error) {
@@ -93,42 +96,46 @@ func ParseToken(secret []byte, raw string) (Principal, error) {
 	return p, err
 }
 
-// parseToken verifies a token and returns its principal and its lifetime (exp - iat).
-func parseToken(secret []byte, raw string) (Principal, time.Duration, error) {
+// parsedToken is what a verified token says beside its principal.
+type parsedToken struct {
+	life time.Duration // exp - iat
+	exp  time.Time
+}
+
+// parseToken verifies a token and returns its principal, its lifetime and its expiry.
+func parseToken(secret []byte, raw string) (Principal, parsedToken, error) {
 	var cl claims
 	_, err := tokenParser.ParseWithClaims(raw, &cl, func(*jwt.Token) (any, error) { return secret, nil })
 	if err != nil {
 		switch {
 		case errors.Is(err, jwt.ErrTokenExpired):
-			return Principal{}, 0, errors.New("the token has expired")
+			return Principal{}, parsedToken{}, errors.New("the token has expired")
 		case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-			return Principal{}, 0, errors.New("the token's signature or algorithm is not accepted")
+			return Principal{}, parsedToken{}, errors.New("the token's signature or algorithm is not accepted")
 		case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-			return Principal{}, 0, errors.New("the token lacks a required claim (exp)")
+			return Principal{}, parsedToken{}, errors.New("the token lacks a required claim (exp)")
 		default:
-			return Principal{}, 0, errors.New("the token is not valid")
+			return Principal{}, parsedToken{}, errors.New("the token is not valid")
 		}
 	}
 	id, err := uuid.Parse(cl.Subject)
 	if err != nil {
-		return Principal{}, 0, errors.New("the token's sub claim is not a user id")
+		return Principal{}, parsedToken{}, errors.New("the token's sub claim is not a user id")
 	}
 	if !ValidRole(cl.Role) {
-		return Principal{}, 0, errors.New("the token's role claim is not a known role")
+		return Principal{}, parsedToken{}, errors.New("the token's role claim is not a known role")
 	}
 	p := Principal{UserID: id, Role: Role(cl.Role)}
 	if cl.Sid != "" {
 		if p.SessionID, err = uuid.Parse(cl.Sid); err != nil {
-			return Principal{}, 0, errors.New("the token's sid claim is not a session id")
+			return Principal{}, parsedToken{}, errors.New("the token's sid claim is not a session id")
 		}
 	}
-	var life time.Duration
+	pt := parsedToken{exp: cl.ExpiresAt.Time, life: time.Duration(1<<63 - 1)}
 	if cl.IssuedAt != nil {
-		life = cl.ExpiresAt.Sub(cl.IssuedAt.Time)
-	} else {
-		life = time.Duration(1<<63 - 1)
+		pt.life = cl.ExpiresAt.Sub(cl.IssuedAt.Time)
 	}
-	return p, life, nil
+	return p, pt, nil
 }
 
 const principalKey = "principal"

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -151,4 +152,54 @@ func (e *env) cmServe(req *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
 	e.router.ServeHTTP(w, req)
 	return w
+}
+
+// An accepted token is remembered by its exact text and served from memory only until the
+// parser would refuse it; any other text (a changed signature, another key's signature) is
+// verified in full, a refused token is not remembered, and the set stays bounded.
+func TestVerifiedTokensServeOnlyTheExactTokenUntilItExpires(t *testing.T) {
+	e := newEnv(t)
+	s := e.server
+	id := uuid.New()
+	now := time.Now()
+	tok := cmSignToken(t, jwt.SigningMethodHS256, testSecret, cmClaims(id, RoleAdmin, now, now.Add(time.Hour)))
+	p, err := s.verifyToken(t.Context(), tok)
+	require.NoError(t, err)
+	require.Equal(t, Principal{UserID: id, Role: RoleAdmin}, p)
+	cached, ok := s.verified.get(tok, now)
+	require.True(t, ok, "an accepted token is remembered")
+	require.Equal(t, p, cached)
+	exp := time.Unix(now.Add(time.Hour).Unix(), 0)
+	_, ok = s.verified.get(tok, exp.Add(tokenLeeway-time.Second))
+	require.True(t, ok, "served until exp plus the leeway")
+	_, ok = s.verified.get(tok, exp.Add(tokenLeeway))
+	require.False(t, ok, "not served once the parser would refuse it")
+
+	// Same header and claims, another signature (its first character changed: all six of its
+	// bits count): verified in full, refused.
+	dot := strings.LastIndexByte(tok, '.')
+	first := byte('A')
+	if tok[dot+1] == 'A' {
+		first = 'B'
+	}
+	tampered := tok[:dot+1] + string(first) + tok[dot+2:]
+	require.NotEqual(t, tok, tampered)
+	_, err = s.verifyToken(t.Context(), tampered)
+	require.Error(t, err, "a changed signature is refused though the claims were accepted before")
+	other := cmSignToken(t, jwt.SigningMethodHS256, []byte("another key of thirty-two bytes!!"), cmClaims(id, RoleAdmin, now, now.Add(time.Hour)))
+	_, err = s.verifyToken(t.Context(), other)
+	require.Error(t, err, "another key's signature is refused")
+	expired := cmSignToken(t, jwt.SigningMethodHS256, testSecret, cmClaims(id, RoleAdmin, now.Add(-2*time.Hour), now.Add(-time.Hour)))
+	_, err = s.verifyToken(t.Context(), expired)
+	require.Error(t, err)
+	for _, raw := range []string{tampered, other, expired} {
+		_, ok := s.verified.get(raw, now)
+		require.False(t, ok, "a refused token is not remembered")
+	}
+
+	var v verifiedTokens
+	for i := range maxVerifiedTokens + 10 {
+		v.put(strconv.Itoa(i), p, now.Add(time.Hour))
+	}
+	require.LessOrEqual(t, len(v.m), maxVerifiedTokens, "bounded")
 }

@@ -53,10 +53,11 @@ type Server struct {
 	comments     *commentPages
 	sends        *messageSends
 	// Sign-in (issue 18): password hashing, the revocation set, an optional OIDC provider.
-	hasher  *password.Hasher
-	revoked *revocations
-	oidc    *oidcVerifier
-	signIn  signInSettings
+	hasher   *password.Hasher
+	revoked  *revocations
+	verified verifiedTokens
+	oidc     *oidcVerifier
+	signIn   signInSettings
 }
 
 // NewRouter builds the HTTP handler with every route of the API.

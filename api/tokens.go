@@ -24,13 +24,19 @@ import (
 func (s *Server) verifyToken(ctx context.Context, raw string) (Principal, error) {
 	var p Principal
 	var err error
-	if s.oidc != nil && tokenAlg(raw) != "HS256" {
+	switch cached, ok := s.verified.get(raw, time.Now()); {
+	case ok:
+		p = cached
+	case s.oidc != nil && tokenAlg(raw) != "HS256":
 		p, err = s.oidc.verify(ctx, raw)
-	} else {
-		var life time.Duration
-		p, life, err = parseToken(s.cfg.Auth.JWTSecret, raw)
-		if err == nil && p.SessionID == uuid.Nil && life > s.signIn.operatorMaxTTL {
+	default:
+		var pt parsedToken
+		p, pt, err = parseToken(s.cfg.Auth.JWTSecret, raw)
+		if err == nil && p.SessionID == uuid.Nil && pt.life > s.signIn.operatorMaxTTL {
 			err = fmt.Errorf("the token lives longer than OPERATOR_TOKEN_MAX_TTL (%s) allows", s.signIn.operatorMaxTTL)
+		}
+		if err == nil {
+			s.verified.put(raw, p, pt.exp.Add(tokenLeeway))
 		}
 	}
 	if err != nil {
@@ -40,6 +46,45 @@ func (s *Server) verifyToken(ctx context.Context, raw string) (Principal, error)
 		return Principal{}, err
 	}
 	return p, nil
+}
+
+// verifiedTokens remembers the API's own tokens this instance has accepted, so a client that
+// sends the same token with every request pays for its signature check and claims parsing
+// (a third of a comment listing's CPU here) once, not on every request. An entry is keyed by
+// the token's exact text and serves it only until the moment the parser would refuse it
+// (exp plus the leeway), checked at every use; a token that differs in any byte is verified
+// in full. The secret does not change while the process runs. Revocation is not cached:
+// verifyToken checks it on every request. Bounded: a full set is emptied and refills.
+type verifiedTokens struct {
+	mu sync.RWMutex
+	m  map[string]verifiedToken
+}
+
+type verifiedToken struct {
+	p     Principal
+	until time.Time
+}
+
+// maxVerifiedTokens bounds the set (a few MB of tokens).
+const maxVerifiedTokens = 16384
+
+func (v *verifiedTokens) get(raw string, now time.Time) (Principal, bool) {
+	v.mu.RLock()
+	e, ok := v.m[raw]
+	v.mu.RUnlock()
+	if !ok || !now.Before(e.until) {
+		return Principal{}, false
+	}
+	return e.p, true
+}
+
+func (v *verifiedTokens) put(raw string, p Principal, until time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil || len(v.m) >= maxVerifiedTokens {
+		v.m = make(map[string]verifiedToken)
+	}
+	v.m[raw] = verifiedToken{p: p, until: until}
 }
 
 // refuseToken answers a token that does not count: 401 (503 while this instance cannot know
