@@ -26,6 +26,7 @@ lint: ## go vet and staticcheck
 	$(GO) run $(STATICCHECK) ./...
 
 bench: ## Benchmarks and load runs; each prints a table
+	@command -v wrk >/dev/null || { echo "make bench: the HTTP benchmarks' load generator is wrk (apt-get install wrk)" >&2; exit 1; }
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 FUZZTIME ?= 30s
