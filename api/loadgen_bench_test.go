@@ -30,9 +30,9 @@ type loadItem struct {
 	Body  []byte
 }
 
-// loadSpec is a closed-loop load: Conns connections for Duration (whole seconds) against URL, each sending
-// its next request when the last is answered; the requests cycle through Items (each wrk
-// thread from its own offset). A request counts as an error unless it answers Want.
+// loadSpec is a closed-loop load: Conns connections for Duration (whole seconds) against URL,
+// each sending its next request when the last is answered; the requests cycle through Items
+// (each wrk thread from its own offset). A request counts as an error unless it answers Want.
 type loadSpec struct {
 	URL      string
 	Conns    int
