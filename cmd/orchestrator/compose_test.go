@@ -191,6 +191,9 @@ func TestComposeStackReplay(t *testing.T) {
 	s3, err := s3server.StartTLS("127.0.0.1:0", "", cert)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s3.Close() })
+	// Cleanups run last first: the archiving server stops while the store it archives to still
+	// answers (else its last archive-push hangs and the shutdown waits for pgcluster's limit).
+	t.Cleanup(func() { _ = cluster.Stop() })
 	s3URL, err := url.Parse(s3.URL())
 	require.NoError(t, err)
 	caPEM, err := os.ReadFile(caFile)

@@ -163,6 +163,9 @@ func (c *Cluster) URL(name string) string {
 	}).String()
 }
 
+// stopWait is how long Stop lets a fast shutdown take before it kills the server.
+var stopWait = 30 * time.Second
+
 // Stop shuts the server down (fast mode: sessions are closed, data is flushed) and waits.
 func (c *Cluster) Stop() error {
 	var err error
@@ -175,10 +178,13 @@ func (c *Cluster) Stop() error {
 		_ = c.cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-c.exited:
-		case <-time.After(30 * time.Second):
-			_ = c.cmd.Process.Kill()
+		case <-time.After(stopWait):
+			// The server with its children, not the postmaster alone: what holds a shutdown
+			// up is usually a child stuck in a command — the archiver in an archive_command
+			// whose object store is gone — and it would outlive a killed postmaster.
+			killServer(c.cmd.Process.Pid)
 			<-c.exited
-			err = errors.New("postgres did not stop within 30s and was killed")
+			err = fmt.Errorf("postgres did not stop within %s and was killed with its children", stopWait)
 		}
 	})
 	return err

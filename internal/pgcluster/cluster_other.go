@@ -12,3 +12,6 @@ func childAttrs(o *owner) *syscall.SysProcAttr {
 	}
 	return attrs
 }
+
+// killServer kills a postmaster's process group (where /proc does not show its children).
+func killServer(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
