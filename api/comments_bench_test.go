@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,20 +16,6 @@ import (
 	"github.com/creatorvault/orchestrator/internal/config"
 	"github.com/creatorvault/orchestrator/internal/testharness"
 )
-
-// loadAverage is the machine's 1, 5 and 15 minute load averages (/proc/loadavg), for the
-// benchmarks' tables: figures taken on a busy machine are not the service's.
-func loadAverage() string {
-	raw, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(raw))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
 
 // targetLine is one row of a benchmark's verdict: the figure, its target, MET or MISSED.
 func targetLine(name, got, target string, met bool) string {
@@ -120,7 +104,7 @@ func BenchmarkCommentsListing(b *testing.B) {
 
 	for i := 0; i < b.N; i++ {
 		d := benchDuration(3 * time.Second)
-		loadStart := loadAverage()
+		loadStart := testharness.LoadAvg()
 		health := runLoad(b, loadSpec{URL: srv.URL + "/health", Conns: conns, Duration: d, Want: http.StatusOK, Items: []loadItem{{}}})
 		comments := runLoad(b, loadSpec{URL: list, Conns: conns, Duration: d, Want: http.StatusOK, Items: []loadItem{{Token: tok}}})
 		ratio := comments.rps / health.rps
@@ -131,7 +115,7 @@ func BenchmarkCommentsListing(b *testing.B) {
 			"GET /api/v1/comments/{creator_id}", comments.rps, comments.errors, comments.p50.Round(10*time.Microsecond), comments.p99.Round(10*time.Microsecond),
 			targetLine("listing/health throughput", fmt.Sprintf("%.1f%%", 100*ratio), ">= 30%", ratio >= 0.30),
 			targetLine("listing p99", comments.p99.Round(10*time.Microsecond).String(), "< 20ms", comments.p99 < 20*time.Millisecond),
-			pool.Config().MaxConns, loadStart, loadAverage())
+			pool.Config().MaxConns, loadStart, testharness.LoadAvg())
 		b.ReportMetric(comments.rps, "list-req/s")
 		b.ReportMetric(float64(comments.p99.Microseconds())/1000, "list-p99-ms")
 		b.ReportMetric(100*ratio, "list/health-%")

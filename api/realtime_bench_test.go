@@ -180,7 +180,7 @@ func BenchmarkWSDeliveryLatency(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		// 250 msg/s first (50 + 750 messages: at most 3 per fan), then the target 1,000 (200 +
 		// 3,000: at most 11 per fan): 14 per fan in the minute, within the production limit of 20.
-		loadStart := loadAverage()
+		loadStart := testharness.LoadAvg()
 		low := w.remote(b, 250, duration)
 		high := w.remote(b, 1000, duration)
 		row := func(r deliveryResult) string {
@@ -190,7 +190,7 @@ func BenchmarkWSDeliveryLatency(b *testing.B) {
 		b.Logf("\ndelivery A -> B (2 instances, loopback, clients in a separate process; 300 Gold fans on A -> 10 creators on B, %s per rate after 0.2 s of warm-up)\n%9s %9s %13s %6s %9s %9s %9s %9s\n%s\n%s\n%sload average %s at start, %s at end",
 			duration, "msg/s", "sent/s", "delivered", "errors", "p50", "p95", "p99", "max", row(low), row(high),
 			targetLine("delivery p99 at 1000 msg/s", high.lat99().Round(10*time.Microsecond).String(), "< 25ms", high.lat99() < 25*time.Millisecond),
-			loadStart, loadAverage())
+			loadStart, testharness.LoadAvg())
 		b.ReportMetric(float64(high.lat99().Microseconds())/1000, "p99-ms")
 		b.ReportMetric(high.Achieved, "sent-msg/s")
 		b.ReportMetric(float64(low.lat99().Microseconds())/1000, "p99-ms@250")
@@ -398,7 +398,7 @@ func BenchmarkMessagesPost(b *testing.B) {
 	}
 	for i := 0; i < b.N; i++ {
 		d := benchDuration(3 * time.Second)
-		loadStart := loadAverage()
+		loadStart := testharness.LoadAvg()
 		health := runLoad(b, loadSpec{URL: base + "/health", Conns: conns, Duration: d, Want: http.StatusOK, Items: []loadItem{{}}})
 		post := runLoad(b, loadSpec{URL: base + "/api/v1/messages", Conns: conns, Duration: d, Want: http.StatusCreated, Items: items})
 		ratio := post.rps / health.rps
@@ -409,7 +409,7 @@ func BenchmarkMessagesPost(b *testing.B) {
 			"POST /api/v1/messages", post.rps, post.errors, post.p50.Round(10*time.Microsecond), post.p99.Round(10*time.Microsecond),
 			targetLine("POST throughput", fmt.Sprintf("%.0f req/s", post.rps), ">= 2500", post.rps >= 2500),
 			targetLine("POST p99", post.p99.Round(10*time.Microsecond).String(), "< 50ms", post.p99 < 50*time.Millisecond),
-			100*ratio, pool.Config().MaxConns, loadStart, loadAverage())
+			100*ratio, pool.Config().MaxConns, loadStart, testharness.LoadAvg())
 		b.ReportMetric(post.rps, "post-req/s")
 		b.ReportMetric(float64(post.p99.Microseconds())/1000, "post-p99-ms")
 		b.ReportMetric(100*ratio, "post/health-%")

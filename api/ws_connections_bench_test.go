@@ -152,7 +152,7 @@ func BenchmarkWSConnections(b *testing.B) {
 	time.Sleep(300 * time.Millisecond)
 
 	for i := 0; i < b.N; i++ {
-		loadStart := loadAverage()
+		loadStart := testharness.LoadAvg()
 		before := readServerMem(b)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestWSBenchClientProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "WS_BENCH_CHILD=1", "WS_BENCH_URLS="+ins[0].wsURL()+","+ins[1].wsURL(),
@@ -209,7 +209,7 @@ func BenchmarkWSConnections(b *testing.B) {
 			"per connection", per(before.rss, after.rss)/1024, per(before.heapSt, after.heapSt)/1024,
 			targetLine("RSS per idle socket", fmt.Sprintf("%.1f KiB", per(before.rss, after.rss)/1024), "< 40 KiB", per(before.rss, after.rss) < 40*1024),
 			targetLine("heap+stack per idle socket", fmt.Sprintf("%.1f KiB", per(before.heapSt, after.heapSt)/1024), "< 40 KiB", per(before.heapSt, after.heapSt) < 40*1024),
-			loadStart, loadAverage())
+			loadStart, testharness.LoadAvg())
 		b.ReportMetric(per(before.rss, after.rss), "rss-B/conn")
 		b.ReportMetric(per(before.heapSt, after.heapSt), "heap+stack-B/conn")
 		b.ReportMetric(float64(ok), "conns")

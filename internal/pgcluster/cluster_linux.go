@@ -30,17 +30,30 @@ func killServer(pid int) {
 		if err != nil {
 			continue
 		}
-		raw, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-		s := string(raw)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) >= 2 && f[1] == strconv.Itoa(pid) {
+		if _, _, ppid, ok := procStat(child); ok && ppid == pid {
 			_ = syscall.Kill(-child, syscall.SIGKILL)
 			_ = syscall.Kill(child, syscall.SIGKILL)
 		}
 	}
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
+}
+
+// procStat reads a process's command name, state and parent from /proc/<pid>/stat
+// ("pid (comm) state ppid ..."; comm may hold spaces and parentheses).
+func procStat(pid int) (comm, state string, ppid int, ok bool) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", "", 0, false
+	}
+	s := string(raw)
+	open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || close < open {
+		return "", "", 0, false
+	}
+	f := strings.Fields(s[close+1:]) // state, ppid, pgrp, ...
+	if len(f) < 2 {
+		return "", "", 0, false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return s[open+1 : close], f[0], ppid, err == nil
 }
