@@ -134,11 +134,11 @@ type Realtime struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu sync.Mutex // guards ws and serializes writes
-	ws *websocket.Conn
+	mu  sync.Mutex // guards ws and err, and serializes writes
+	ws  *websocket.Conn
+	err error // why the connection ended, set (non-nil) before Events closes
 
 	last uuid.UUID // the last message received; only the run goroutine touches it
-	err  error     // why the connection ended, set before done closes
 }
 
 // ErrNotConnected is returned by the senders of Realtime while it is between sockets.
@@ -181,12 +181,9 @@ func (r *Realtime) Events() <-chan Event { return r.events }
 
 // Err is why the connection ended (nil while it runs, context.Canceled after Close).
 func (r *Realtime) Err() error {
-	select {
-	case <-r.done:
-		return r.err
-	default:
-		return nil
-	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
 }
 
 // Close ends the connection (close code 1000) and returns once it has stopped; Events is
@@ -417,7 +414,9 @@ func (r *Realtime) emit(ev Event) bool {
 
 // finish reports the end of the connection, if anyone still reads, and records why.
 func (r *Realtime) finish(ev DisconnectedEvent, err error) {
+	r.mu.Lock()
 	r.err = err
+	r.mu.Unlock()
 	select {
 	case r.events <- ev:
 	default:
