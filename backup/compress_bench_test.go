@@ -55,9 +55,9 @@ func BenchmarkBackupCompression(b *testing.B) {
 		{"in process, SpeedFastest", inProcess(zstd.WithEncoderLevel(zstd.SpeedFastest))},
 		{"zstd " + strings.Join(zstdArgs, " ") + " (the backup's)", cli(zstdArgs...)},
 		{"zstd -3", cli("-3")},
-		{"zstd -3 --single-thread", cli("-3", "--single-thread")},
-		{"zstd -3 -T2", cli("-3", "-T2")},
 		{"zstd -2", cli("-2")},
+		{"zstd -1 -B2MiB", cli("-1", "-B2MiB")},
+		{"zstd --fast=3 -B2MiB", cli("--fast=3", "-B2MiB")},
 	}
 	loadStart := testharness.LoadAvg()
 	for b.Loop() {
