@@ -129,10 +129,9 @@ func luaString(s string) string {
 	return "[" + eq + "[" + s + "]" + eq + "]"
 }
 
-// runChild runs this test binary again with only the test named selected and
-// BENCH_CHILD_SPEC naming a file holding spec (JSON), and reads the child's report (the JSON
-// after "bench-child-report " on its standard output) into report.
-func runChild(tb testing.TB, test string, spec, report any) {
+// childCommand is this test binary again with only the test named selected and
+// BENCH_CHILD_SPEC naming a file holding spec (JSON), which the child reads with childSpec.
+func childCommand(tb testing.TB, test string, spec any) *exec.Cmd {
 	tb.Helper()
 	raw, err := json.Marshal(spec)
 	require.NoError(tb, err)
@@ -140,6 +139,14 @@ func runChild(tb testing.TB, test string, spec, report any) {
 	require.NoError(tb, os.WriteFile(file, raw, 0o600))
 	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.v=false")
 	cmd.Env = append(os.Environ(), "BENCH_CHILD_SPEC="+file)
+	return cmd
+}
+
+// runChild runs childCommand to its end and reads the child's report (the JSON after
+// "bench-child-report " on its standard output) into report.
+func runChild(tb testing.TB, test string, spec, report any) {
+	tb.Helper()
+	cmd := childCommand(tb, test, spec)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr

@@ -236,7 +236,7 @@ func TestDeliveryClientProcess(t *testing.T) {
 	if !childSpec(t, &w) {
 		return // only the benchmark's child process does anything here
 	}
-	childReport(t, w.run(t, w.Rate, w.Duration))
+	childReport(t, w.run(t))
 }
 
 func (r deliveryResult) q(p float64) time.Duration {
@@ -244,10 +244,11 @@ func (r deliveryResult) q(p float64) time.Duration {
 }
 func (r deliveryResult) lat99() time.Duration { return quantile(r.Lat, 0.99) }
 
-// run connects the creators to instance B and the fans to instance A, sends rate frames per
-// second for duration (fans in turn) and waits for the NewMessages.
-func (w deliveryWorld) run(b testing.TB, rate int, duration time.Duration) deliveryResult {
+// run connects the creators to instance B and the fans to instance A, sends w.Rate frames per
+// second for w.Duration (fans in turn) and waits for the NewMessages.
+func (w deliveryWorld) run(b testing.TB) deliveryResult {
 	cs, fans, perCreator, ctoks, ftoks := w.Creators, w.Fans, w.PerCreator, w.CreatorTokens, w.FanTokens
+	rate, duration := w.Rate, w.Duration
 	total := max(1, int(float64(rate)*duration.Seconds()))
 	sent := make([]time.Time, total)
 	got := make([]time.Duration, total)

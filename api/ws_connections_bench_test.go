@@ -6,15 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -56,27 +53,25 @@ func readServerMem(b *testing.B) serverMem {
 	return serverMem{rss: rss, heapSt: ms.HeapInuse + ms.StackInuse, routines: runtime.NumGoroutine()}
 }
 
+// wsClientsSpec is what TestWSBenchClientProcess dials: Conns connections, spread round-robin
+// over URLs with Tokens.
+type wsClientsSpec struct {
+	URLs, Tokens []string
+	Conns        int
+}
+
 // TestWSBenchClientProcess is not a test: BenchmarkWSConnections runs the test binary again
-// with this test selected and WS_BENCH_CHILD set, so the client sockets live in another
-// process and the benchmark's process holds only the servers. It dials WS_BENCH_CONNS
-// connections, spread round-robin over the URLs in WS_BENCH_URLS with the tokens in the file
-// WS_BENCH_TOKENS, keeps each one read (so pings are answered), prints "ready <ok> <failed>",
-// and closes them all when its standard input closes.
+// with this test selected (childCommand), so the client sockets live in another process and
+// the benchmark's process holds only the servers. It dials the spec's connections, keeps each
+// one read (so pings are answered), prints "ready <ok> <failed>", and closes them all when its
+// standard input closes.
 func TestWSBenchClientProcess(t *testing.T) {
-	if os.Getenv("WS_BENCH_CHILD") == "" {
+	var spec wsClientsSpec
+	if !childSpec(t, &spec) {
 		return // only the benchmark's child process does anything here
 	}
-	var rl syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil && rl.Cur < rl.Max {
-		rl.Cur = rl.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
-	}
-	urls := strings.Split(os.Getenv("WS_BENCH_URLS"), ",")
-	raw, err := os.ReadFile(os.Getenv("WS_BENCH_TOKENS"))
-	require.NoError(t, err)
-	tokens := strings.Fields(string(raw))
-	n, err := strconv.Atoi(os.Getenv("WS_BENCH_CONNS"))
-	require.NoError(t, err)
+	raiseNoFile(t)
+	urls, tokens, n := spec.URLs, spec.Tokens, spec.Conns
 
 	conns := make([]*websocket.Conn, n)
 	var failed atomic.Int64
@@ -138,13 +133,12 @@ func BenchmarkWSConnections(b *testing.B) {
 	ins := rtInstances(b, pool, url, 2, RealtimeOptions{})
 	users := min(1000, n)
 	_, fans := seedFans(b, pool, 10, (users+9)/10)
-	tokFile := filepath.Join(b.TempDir(), "tokens")
-	require.NoError(b, os.WriteFile(tokFile, []byte(strings.Join(tokensFor(b, fans, RoleFan), "\n")), 0o600))
+	spec := wsClientsSpec{URLs: []string{ins[0].wsURL(), ins[1].wsURL()}, Tokens: tokensFor(b, fans, RoleFan), Conns: n}
 
 	// Start both hubs (their LISTEN connections) and warm the code paths, so the baseline
 	// includes everything that does not grow with the number of connections.
 	for _, in := range ins {
-		c, err := rtDial(in.wsURL(), tokensFor(b, fans[:1], RoleFan)[0])
+		c, err := rtDial(in.wsURL(), spec.Tokens[0])
 		require.NoError(b, err)
 		time.Sleep(100 * time.Millisecond)
 		_ = c.Close()
@@ -154,9 +148,7 @@ func BenchmarkWSConnections(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		loadStart := testharness.LoadAvg()
 		before := readServerMem(b)
-		cmd := exec.Command(os.Args[0], "-test.run=^TestWSBenchClientProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "WS_BENCH_CHILD=1", "WS_BENCH_URLS="+ins[0].wsURL()+","+ins[1].wsURL(),
-			"WS_BENCH_TOKENS="+tokFile, "WS_BENCH_CONNS="+strconv.Itoa(n))
+		cmd := childCommand(b, "TestWSBenchClientProcess", spec)
 		stdin, err := cmd.StdinPipe()
 		require.NoError(b, err)
 		stdout, err := cmd.StdoutPipe()

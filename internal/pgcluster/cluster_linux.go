@@ -46,14 +46,14 @@ func procStat(pid int) (comm, state string, ppid int, ok bool) {
 		return "", "", 0, false
 	}
 	s := string(raw)
-	open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || close < open {
+	lp, rp := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if lp < 0 || rp < lp {
 		return "", "", 0, false
 	}
-	f := strings.Fields(s[close+1:]) // state, ppid, pgrp, ...
+	f := strings.Fields(s[rp+1:]) // state, ppid, pgrp, ...
 	if len(f) < 2 {
 		return "", "", 0, false
 	}
 	ppid, err = strconv.Atoi(f[1])
-	return s[open+1 : close], f[0], ppid, err == nil
+	return s[lp+1 : rp], f[0], ppid, err == nil
 }
